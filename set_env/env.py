@@ -1,0 +1,241 @@
+"""The single-query SET environment."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from set_env.deck import Deck
+from set_env.games import Game, QueryBatch, make_game
+from set_env.query import parse_query, vocab
+from set_env.vocab import TOKEN_MODES
+
+ACTION_MODES = ("key", "subset")
+RENDER_MODES = ("ansi", "rgb_array")
+_BLOCK = 256  # queries drawn at once; a reset then costs a slice, not a numpy pipeline
+
+
+def jaccard(selection: np.ndarray, positives: np.ndarray) -> np.ndarray:
+    """Jaccard similarity of 0/1 selections with answers along the last axis (1.0 if both
+    are empty, which an answer never is)."""
+    both = np.logical_and(selection, positives).sum(axis=-1)
+    either = np.logical_or(selection, positives).sum(axis=-1)
+    return np.where(either > 0, both / np.maximum(either, 1), 1.0)
+
+
+class SetEnv(gym.Env):
+    """
+    ## Description
+
+    The extended SET card game of "Breaking Contrastive Models with the SET Card Game"
+    (2021). Each episode is one query: a combination of SET card pairs, wildcards, set
+    operations or an explicit subset, whose answer is a subset of the deck's cards (the
+    *keys*). The agent picks a key (or a subset of keys) and is scored once.
+
+    | game       | query                                             | answer                 |
+    |------------|---------------------------------------------------|------------------------|
+    | `classic`  | one pair of plain cards (repeats allowed)         | the card completing it |
+    | `wildcard` | card 1 plain; card 2 each attribute a value or * | a sub-cube of the deck |
+    | `union`    | `n_pairs` (8) wildcard pairs joined by union      | the union              |
+    | `symdiff`  | 8 wildcard pairs, union or symmetric difference   | left to right          |
+    | `shatter`  | an explicit subset, each key with probability 1/2 | that subset            |
+    | `shared`   | an unordered pair of distinct plain cards         | the shared rule        |
+
+    ## Observation Space
+
+    The query as token ids padded with PAD (0) to a fixed length:
+    `Box(0, vocab_size - 1, (max_len,), int64)`.
+
+    | tokens        | vocabulary (`env.unwrapped.vocab`)                | 27 cards | 81 cards |
+    |---------------|---------------------------------------------------|----------|----------|
+    | `"card"`      | PAD, the five specials, then every card text      | 70       | 262      |
+    |               | (wildcard cards included), one token each         |          |          |
+    | `"attribute"` | PAD, the five specials, then one token per        | 18       | 22       |
+    |               | (attribute, value or `*`)                         |          |          |
+
+    The specials are the operators `|` (union) and `^` (symmetric difference) and the
+    markers `<` (shared-rule pair), `{` and `}` (explicit subset).
+
+    ## Action Space
+
+    `action_mode="key"`: `Discrete(n_keys)`, a key id. `action_mode="subset"`:
+    `MultiBinary(n_keys)`, a selection of keys.
+
+    ## Rewards
+
+    `"key"`: 1.0 if the key is in the answer, else 0.0. `"subset"`: the Jaccard similarity of
+    the selection with the answer.
+
+    ## Episode End
+
+    Every `step` ends the episode (`terminated=True`); call `reset` for the next query.
+
+    ## Info
+
+    `reset` and `step` return `"query"` (the canonical text), `"positives"` ((n_keys,) bool)
+    and `"n_positives"`; `step` adds `"is_success"` (the key is an answer, or the selection is
+    exactly the answer).
+
+    ## Arguments
+
+    * `game`: one of `classic`, `wildcard`, `union`, `symdiff`, `shatter`, `shared`.
+    * `n_attributes`, `n_values`: the deck (3, 3 = 27 cards; 4, 3 = 81).
+    * `n_pairs`: pairs in a `union` or `symdiff` query (default 8).
+    * `split`: `"train"` (default), `"test"` (the ~10% held out by a hash of the query) or
+      `None` (all queries).
+    * `action_mode`: `"key"` (default) or `"subset"`.
+    * `tokens`: `"card"` (default) or `"attribute"`.
+    * `render_mode`: `None`, `"ansi"` or `"rgb_array"`.
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 1}
+
+    def __init__(
+        self,
+        game: str = "union",
+        n_attributes: int = 3,
+        n_values: int = 3,
+        n_pairs: int | None = None,
+        split: str | None = "train",
+        action_mode: str = "key",
+        tokens: str = "card",
+        render_mode: str | None = None,
+    ):
+        self.deck = Deck(n_attributes, n_values)
+        self.game: Game = make_game(game, self.deck, n_pairs)
+        self.split, self.action_mode, self.tokens = _check_options(split, action_mode, tokens)
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(
+                f"render_mode must be one of {RENDER_MODES} or None, got {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        self.vocab = vocab(self.deck, tokens).tokens
+        self.observation_space, self.action_space = make_spaces(self.game, action_mode, tokens)
+        self._block: QueryBatch | None = None
+        self._texts: list[str] = []
+        self._index = _BLOCK
+        self._query = None  # (observation, positives, text, n_positives) of the current query
+        self._live, self._action = False, None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start an episode: the next query, or ``options={"query": text}`` to pose one."""
+        super().reset(seed=seed)
+        if seed is not None:
+            self._index = _BLOCK  # a new seed must not serve queries drawn before it
+        if options and "query" in options:
+            self._query = self._posed(options["query"])
+        else:
+            self._query = self._next_query()
+        self._live, self._action = True, None
+        return self._query[0].copy(), self._info()
+
+    def step(self, action):
+        if not self._live:
+            raise gym.error.ResetNeeded("step() needs a new query: call reset() first")
+        observation, positives, _, _ = self._query
+        if self.action_mode == "key":
+            key = _check_key(action, self.deck.n_keys)
+            reward = float(positives[key])
+            success = reward == 1.0
+        else:
+            selection = _check_selection(action, self.deck.n_keys)
+            reward = float(jaccard(selection, positives))
+            success = bool(np.array_equal(selection.astype(bool), positives))
+        self._live, self._action = False, action
+        return observation.copy(), reward, True, False, self._info(is_success=success)
+
+    def _info(self, **extra) -> dict:
+        _, positives, text, size = self._query
+        return {"query": text, "positives": positives.copy(), "n_positives": size, **extra}
+
+    def _next_query(self):
+        if self._index == _BLOCK:
+            self._block = self.game.sample(_BLOCK, self.np_random, self.split, tokens=self.tokens)
+            self._texts = self._block.texts()
+            self._sizes = self._block.n_positives.tolist()
+            self._index = 0
+        i, self._index = self._index, self._index + 1
+        return self._block.tokens[i], self._block.positives[i], self._texts[i], self._sizes[i]
+
+    def _posed(self, text: str):
+        query = parse_query(text, self.deck)
+        tokens = query.tokens(self.tokens)
+        width = self.observation_space.shape[0]
+        if len(tokens) > width:
+            raise ValueError(
+                f"options['query'] needs {len(tokens)} tokens; this env's observations hold {width}"
+            )
+        observation = np.zeros(width, dtype=np.int64)
+        observation[: len(tokens)] = tokens
+        return observation, query.positives, query.text, query.n_positives
+
+    def render(self):
+        if self.render_mode is None or self._query is None:
+            return None
+        query = parse_query(self._query[2], self.deck)
+        if self.render_mode == "ansi":
+            return render_ansi(query, self._action)
+        from set_env.render import render_rgb
+
+        return render_rgb(query, chosen=self._action)
+
+
+def render_ansi(query, chosen=None) -> str:
+    """The query with its cards in words, its answer and the chosen key(s)."""
+    deck = query.deck
+    lines = [f"query: {query.text}"]
+    for i, term in enumerate(query.terms):
+        op = f"{query.ops[i - 1]} " if i else "  "
+        names = ", ".join(deck.describe(card) for card in term.cards)
+        lines.append(f"  {op}{term.rule}: {names}")
+    keys = np.flatnonzero(query.positives)
+    lines.append(f"answer ({len(keys)}): " + " ".join(deck.key_text(k) for k in keys))
+    if chosen is not None:
+        picked = np.flatnonzero(np.asarray(chosen)) if np.ndim(chosen) else [int(chosen)]
+        marks = [f"{deck.key_text(k)}{'+' if query.positives[k] else '-'}" for k in picked]
+        lines.append("chosen: " + " ".join(marks) + "   (+ in the answer, - not)")
+    return "\n".join(lines) + "\n"
+
+
+def make_spaces(game: Game, action_mode: str, tokens: str) -> tuple[spaces.Box, spaces.Space]:
+    """The observation and action spaces of one environment."""
+    size = len(vocab(game.deck, tokens))
+    observation = spaces.Box(0, size - 1, (game.max_len(tokens),), np.int64)
+    if action_mode == "key":
+        return observation, spaces.Discrete(game.deck.n_keys)
+    return observation, spaces.MultiBinary(game.deck.n_keys)
+
+
+def _check_options(split, action_mode, tokens):
+    if split not in ("train", "test", None):
+        raise ValueError(f"split must be one of ('train', 'test', None), got {split!r}")
+    if action_mode not in ACTION_MODES:
+        raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
+    if tokens not in TOKEN_MODES:
+        raise ValueError(f"tokens must be one of {TOKEN_MODES}, got {tokens!r}")
+    return split, action_mode, tokens
+
+
+def _check_key(action, n_keys: int) -> int:
+    if isinstance(action, (int, np.integer)) and 0 <= action < n_keys:
+        return int(action)
+    if np.ndim(action) != 0 or not np.issubdtype(np.asarray(action).dtype, np.integer):
+        raise ValueError(f"action must be an integer key id in [0, {n_keys}), got {action!r}")
+    key = int(action)
+    if not 0 <= key < n_keys:
+        raise ValueError(f"action must be a key id in [0, {n_keys}), got {key}")
+    return key
+
+
+def _check_selection(action, n_keys: int) -> np.ndarray:
+    selection = np.asarray(action)
+    if selection.shape != (n_keys,) or not np.isin(selection, (0, 1)).all():
+        raise ValueError(
+            f"action must be a 0/1 selection of shape ({n_keys},), got shape {selection.shape}"
+        )
+    return selection

@@ -1,0 +1,439 @@
+"""The games: what a query looks like, how it is drawn, and the batched generator.
+
+Each game draws candidate queries as rows of card tokens with their packed answers, all in
+vectorised numpy; ``Game.sample`` keeps the candidates that fit the split (and the size
+weighting) until it has ``n``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
+
+import numpy as np
+
+from set_env import rules
+from set_env.deck import Deck, is_int
+from set_env.query import Query, text_formatter, vocab
+from set_env.vocab import (
+    CARD0,
+    CARD_TOKEN_DTYPE,
+    PAD,
+    SHARED_OPEN,
+    SUBSET_CLOSE,
+    SUBSET_OPEN,
+    SYMDIFF,
+    UNION,
+    compact,
+    hash_sum,
+    is_test_sum,
+    position_weights,
+)
+
+SPLITS = ("train", "test", None)
+_MAX_DRAW = 1 << 15  # candidates drawn at once: keeps the work in cache
+_CHUNK_CELLS = 1 << 24  # bound on (candidate, card, key, attribute) cells computed at once
+_MAX_TABLE = 1 << 22  # entries of a game's lookup table of pair draws
+_GIVE_UP = 1 << 22  # candidates drawn with none kept before sample() calls a split empty
+
+
+@dataclass(frozen=True)
+class QueryBatch:
+    """A batch of queries: ``tokens`` (n, max_len) int64 in the requested token mode,
+    ``positives`` (n, n_keys) bool, ``n_positives`` (n,) int64, and ``card_tokens`` (n, L)
+    the canonical card form."""
+
+    game: Game
+    card_tokens: np.ndarray
+    positives: np.ndarray
+    n_positives: np.ndarray
+    tokens: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.positives)
+
+    def texts(self) -> list[str]:
+        """The canonical query texts."""
+        return self.text_array().tolist()
+
+    def text_array(self) -> np.ndarray:
+        return text_formatter(self.game.deck).texts(self.card_tokens)
+
+    def query(self, i: int) -> Query:
+        return Query.from_card_tokens(self.game.deck, self.card_tokens[i])
+
+
+class Candidates(NamedTuple):
+    """Candidate queries: (n, L) card tokens, (n, n_words) packed answers, and (n,) split
+    hash sums (``vocab.hash_sum`` of the card tokens)."""
+
+    card_tokens: np.ndarray
+    answers: np.ndarray
+    hash_sums: np.ndarray
+
+    @classmethod
+    def of(cls, card_tokens: np.ndarray, answers: np.ndarray) -> Candidates:
+        return cls(card_tokens, answers, hash_sum(card_tokens))
+
+
+class Game(ABC):
+    """A game on a deck. Subclasses set ``name`` and implement ``_draw``."""
+
+    name: str = ""
+    takes_pairs = False
+    finite = False
+
+    def __init__(self, deck: Deck, n_pairs: int | None = None):
+        if n_pairs is not None and not self.takes_pairs:
+            raise ValueError(
+                f"n_pairs applies to the union and symdiff games only, not {self.name!r}"
+            )
+        self.deck = deck
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.deck})"
+
+    @property
+    @abstractmethod
+    def layout(self) -> tuple[int, int]:
+        """(card slots, special-token slots) of the longest query."""
+
+    @property
+    def max_answer_size(self) -> int:
+        """An upper bound on answer sizes, the scale of size-weighted rejection."""
+        return self.deck.n_keys
+
+    def max_len(self, tokens: str = "card") -> int:
+        """Length of the padded token rows in a token mode."""
+        return vocab(self.deck, tokens).width(*self.layout)
+
+    @abstractmethod
+    def _draw(self, n: int, rng: np.random.Generator) -> Candidates:
+        """About ``n`` candidate queries."""
+
+    def sample(
+        self,
+        n: int,
+        rng: np.random.Generator,
+        split: str | None = "train",
+        size_weighted: bool = False,
+        tokens: str = "card",
+    ) -> QueryBatch:
+        """Draw ``n`` queries of ``split`` (``"train"``, ``"test"`` or None for all).
+
+        With ``size_weighted`` a query's probability is proportional to its answer size,
+        which makes (query, positive key) pairs uniform: the study's training distribution.
+        Queries with an empty answer are always redrawn.
+        """
+        if not is_int(n) or n < 0:
+            raise ValueError(f"n must be an integer >= 0, got {n!r}")
+        _check_split(split)
+        vocab(self.deck, tokens)  # validates the token mode before any work
+        chunk = self._chunk_size()
+        kept_tokens, kept_answers, kept_sizes = [], [], []
+        have, drawn, rate = 0, 0, 1.0
+        while have < n or not kept_tokens:
+            m = min(chunk, int((n - have) / rate * 1.1) + 32)
+            candidates = self._draw(m, rng)
+            sizes = np.einsum("ij->i", np.bitwise_count(candidates.answers).astype(np.int64))
+            keep = sizes > 0
+            if split is not None:
+                keep &= is_test_sum(candidates.hash_sums) == (split == "test")
+            if size_weighted:
+                keep &= rng.random(len(sizes)) * self.max_answer_size < sizes
+            kept_tokens.append(candidates.card_tokens[keep])
+            kept_answers.append(candidates.answers[keep])
+            kept_sizes.append(sizes[keep])
+            have, drawn = have + int(keep.sum()), drawn + m
+            rate = max(keep.mean(), 1e-3)
+            if have == 0 and drawn >= _GIVE_UP:
+                raise ValueError(
+                    f"{self!r} drew {drawn} candidates and none fits split={split!r}: "
+                    f"that split of this game has no queries"
+                )
+        positives = rules.unpack(np.concatenate(kept_answers)[:n], self.deck.n_keys)
+        sizes = np.concatenate(kept_sizes)[:n]
+        return self._batch(np.concatenate(kept_tokens)[:n], positives, tokens, sizes)
+
+    def _chunk_size(self) -> int:
+        """Candidates drawn at once: cache-sized, and smaller where each costs more."""
+        cards, _ = self.layout
+        cost = cards * self.deck.n_keys * self.deck.n_attributes
+        return int(np.clip(_CHUNK_CELLS // cost, 64, _MAX_DRAW))
+
+    def enumerate(self, split: str | None = None, tokens: str = "card") -> QueryBatch:
+        """Every distinct query of the game (of ``split``), in canonical-token order."""
+        raise ValueError(
+            f"enumerate() lists finite, small games only (classic, wildcard, shared), "
+            f"not {self.name!r}"
+        )
+
+    def _batch(self, card_tokens, positives, tokens: str, sizes=None) -> QueryBatch:
+        token_ids = vocab(self.deck, tokens).from_card_tokens(card_tokens, self.max_len(tokens))
+        sizes = positives.sum(axis=1) if sizes is None else sizes
+        return QueryBatch(self, card_tokens, positives, sizes, token_ids)
+
+    def _enumerated(self, candidates: Candidates, split, tokens) -> QueryBatch:
+        _check_split(split)
+        card_tokens, first = np.unique(candidates.card_tokens, axis=0, return_index=True)
+        positives = rules.unpack(candidates.answers[first], self.deck.n_keys)
+        keep = positives.any(axis=1)
+        if split is not None:
+            keep &= is_test_sum(hash_sum(card_tokens)) == (split == "test")
+        return self._batch(card_tokens[keep], positives[keep], tokens)
+
+
+def _check_split(split) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+class _PairGame(Game):
+    """Games of pair-rule terms ``(c1 c2)`` joined by operators.
+
+    Card 1 is a uniform plain card; card 2 is a uniform plain card (``plain_second``) or a
+    uniform query card, i.e. each attribute uniform over the v values and ``*``. Both come
+    from one uniform *draw* ``first_key * n_second + second``.
+    """
+
+    plain_second = False
+    n_pairs = 1
+
+    @property
+    def layout(self) -> tuple[int, int]:
+        return 2 * self.n_pairs, self.n_pairs - 1
+
+    @property
+    def _n_second(self) -> int:
+        return self.deck.n_keys if self.plain_second else self.deck.n_cards
+
+    @property
+    def _n_draws(self) -> int:
+        return self.deck.n_keys * self._n_second
+
+    def _draw(self, n, rng):
+        dtype = np.uint16 if self._n_draws <= 1 << 16 else np.int64
+        draws = rng.integers(self._n_draws, size=(n, self.n_pairs), dtype=dtype)
+        return self._rows(draws, self._draw_ops(n, rng))
+
+    def _draw_ops(self, n, rng) -> np.ndarray:
+        """(n, n_pairs - 1) operator tokens."""
+        return np.full((n, self.n_pairs - 1), UNION, dtype=CARD_TOKEN_DTYPE)
+
+    def _pairs(self, draws: np.ndarray):
+        """Draws -> the canonical pairs' (..., 2) card tokens and (..., n_words) answers."""
+        deck = self.deck
+        first, second = np.divmod(draws.astype(np.int64), self._n_second)
+        first = deck.key_to_card[first]
+        second = deck.key_to_card[second] if self.plain_second else second
+        low, high = np.minimum(first, second), np.maximum(first, second)
+        tokens = np.stack([CARD0 + low, CARD0 + high], axis=-1).astype(CARD_TOKEN_DTYPE)
+        return tokens, rules.packed_pair_answer(deck, low, high)
+
+    @cached_property
+    def _draw_table(self):
+        """``_pairs`` of every draw, and each pair slot's share of the split hash sum
+        ((n_pairs * n_draws,), slot-major); None where the deck is too large to tabulate."""
+        deck = self.deck
+        building_cells = self._n_draws * deck.n_keys * deck.n_attributes
+        if self._n_draws * self.n_pairs > _MAX_TABLE or building_cells > _CHUNK_CELLS:
+            return None
+        tokens, answers = self._pairs(np.arange(self._n_draws))
+        weights = position_weights(3 * self.n_pairs).reshape(self.n_pairs, 3)[:, :2]
+        slot_sums = np.einsum("dt,pt->pd", tokens.astype(np.uint64), weights)
+        return tokens, answers, slot_sums.ravel()
+
+    def _rows(self, draws: np.ndarray, ops: np.ndarray) -> Candidates:
+        """(n, n_pairs) draws and (n, n_pairs - 1) operator tokens -> candidates."""
+        n, n_pairs = draws.shape
+        draws = draws.astype(np.intp)
+        table = self._draw_table
+        if table is None:
+            pair_tokens, terms = self._pairs(draws)
+        else:
+            pair_tokens, terms = np.take(table[0], draws, axis=0), np.take(table[1], draws, axis=0)
+        rows = np.zeros((n, n_pairs, 3), dtype=CARD_TOKEN_DTYPE)  # card, card, operator or PAD
+        rows[:, :, :2], rows[:, :-1, 2] = pair_tokens, ops
+        card_tokens = rows.reshape(n, -1)[:, :-1]
+        answers = self._combine(terms, ops)
+        if table is None:
+            return Candidates.of(card_tokens, answers)
+        # The split hash sum is linear in the tokens: add up each slot's tabulated share.
+        slots = draws + np.arange(n_pairs) * self._n_draws
+        sums = np.einsum("ij->i", np.take(table[2], slots))  # einsum: fast, wraps mod 2**64
+        op_weights = position_weights(3 * n_pairs).reshape(n_pairs, 3)[:-1, 2]
+        sums += self._op_sums(ops, op_weights)
+        return Candidates(card_tokens, answers, sums)
+
+    def _op_sums(self, ops, op_weights):
+        """The operators' share of the split hash sums: a constant, as all are unions."""
+        return (op_weights * np.uint64(UNION)).sum()
+
+    def _enumerate_draws(self, split, tokens) -> QueryBatch:
+        """Every query of a one-pair game: every draw, duplicates (swaps) removed."""
+        draws = np.arange(self._n_draws)[:, None]
+        no_ops = np.empty((self._n_draws, 0), dtype=CARD_TOKEN_DTYPE)
+        return self._enumerated(self._rows(draws, no_ops), split, tokens)
+
+    def _combine(self, terms, ops):
+        """(n, n_pairs, n_words) packed terms -> (n, n_words), all joined by union."""
+        answer = terms[:, 0].copy()
+        for i in range(1, terms.shape[1]):
+            answer |= terms[:, i]
+        return answer
+
+
+class ClassicGame(_PairGame):
+    """A pair of plain cards (repeats allowed) -> the card completing the SET."""
+
+    name = "classic"
+    plain_second = True
+    finite = True
+
+    @property
+    def max_answer_size(self) -> int:
+        return max(1, self.deck.n_values - 2) ** self.deck.n_attributes
+
+    def enumerate(self, split=None, tokens="card"):
+        return self._enumerate_draws(split, tokens)
+
+
+class WildcardGame(_PairGame):
+    """One pair: card 1 plain, card 2 with each attribute a value or ``*`` -> a sub-cube."""
+
+    name = "wildcard"
+    finite = True
+
+    def enumerate(self, split=None, tokens="card"):
+        return self._enumerate_draws(split, tokens)
+
+
+class UnionGame(_PairGame):
+    """``n_pairs`` wildcard pairs joined by union."""
+
+    name = "union"
+    takes_pairs = True
+
+    def __init__(self, deck: Deck, n_pairs: int | None = None):
+        super().__init__(deck, n_pairs)
+        if n_pairs is None:
+            n_pairs = 8
+        if not is_int(n_pairs) or n_pairs < 1:
+            raise ValueError(f"n_pairs must be an integer >= 1, got {n_pairs!r}")
+        self.n_pairs = int(n_pairs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.deck}, n_pairs={self.n_pairs})"
+
+
+class SymDiffGame(UnionGame):
+    """``n_pairs`` wildcard pairs; each operator uniform over union and symmetric difference,
+    applied left to right. Empty results are redrawn."""
+
+    name = "symdiff"
+
+    def _draw_ops(self, n, rng):
+        ops = np.where(rng.random((n, self.n_pairs - 1)) < 0.5, UNION, SYMDIFF)
+        return ops.astype(CARD_TOKEN_DTYPE)
+
+    def _op_sums(self, ops, op_weights):
+        return np.einsum("ij,j->i", ops.astype(np.uint64), op_weights)
+
+    def _combine(self, terms, ops):
+        # a | t == a ^ t ^ (a & t): one branch-free step serves both operators.
+        union_words = np.where(ops == UNION, ~np.uint64(0), np.uint64(0))[..., None]
+        answer = terms[:, 0]
+        for i in range(1, self.n_pairs):
+            term = terms[:, i]
+            answer = answer ^ term ^ (answer & term & union_words[:, i - 1])
+        return answer
+
+
+class ShatterGame(Game):
+    """An explicit subset ``{k1,k2,...}``: each key in it with probability 1/2, empty redrawn."""
+
+    name = "shatter"
+
+    @property
+    def layout(self) -> tuple[int, int]:
+        return self.deck.n_keys, 2
+
+    def _draw(self, n, rng):
+        deck = self.deck
+        words = rng.integers(0, 1 << 64, size=(n, rules.n_words(deck)), dtype=np.uint64)
+        positives = rules.unpack(words, deck.n_keys)
+        card_tokens = np.where(positives, CARD0 + deck.key_to_card, PAD).astype(CARD_TOKEN_DTYPE)
+        width = deck.n_keys + 2
+        card_tokens = np.concatenate(
+            [
+                np.full((n, 1), SUBSET_OPEN, CARD_TOKEN_DTYPE),
+                card_tokens,
+                np.full((n, 1), SUBSET_CLOSE, CARD_TOKEN_DTYPE),
+            ],
+            axis=1,
+        )
+        card_tokens = compact(card_tokens, width, PAD)
+        return Candidates.of(card_tokens, rules.pack(positives))  # pack clears bits past n_keys
+
+
+class SharedGame(Game):
+    """An unordered pair of distinct plain cards ``<c1 c2>`` -> the shared rule; pairs that
+    share nothing (no answer) are redrawn."""
+
+    name = "shared"
+    finite = True
+
+    def __init__(self, deck: Deck, n_pairs: int | None = None):
+        super().__init__(deck, n_pairs)
+        if deck.n_attributes < 2:
+            raise ValueError(
+                "the shared game needs n_attributes >= 2: two distinct cards of one attribute "
+                "share no value"
+            )
+
+    @property
+    def layout(self) -> tuple[int, int]:
+        return 2, 1
+
+    def _draw(self, n, rng):
+        first, second = rng.integers(self.deck.n_keys, size=(2, n))
+        distinct = first != second
+        return self._shared_rows(first[distinct], second[distinct])
+
+    def _shared_rows(self, first, second):
+        low, high = np.minimum(first, second), np.maximum(first, second)
+        card_tokens = np.stack(
+            [
+                np.full_like(low, SHARED_OPEN),
+                CARD0 + self.deck.key_to_card[low],
+                CARD0 + self.deck.key_to_card[high],
+            ],
+            axis=1,
+        ).astype(CARD_TOKEN_DTYPE)
+        return Candidates.of(card_tokens, rules.packed_shared_answer(self.deck, low, high))
+
+    def enumerate(self, split=None, tokens="card"):
+        first, second = np.triu_indices(self.deck.n_keys, k=1)
+        return self._enumerated(self._shared_rows(first, second), split, tokens)
+
+
+GAMES: dict[str, type[Game]] = {
+    game.name: game
+    for game in (
+        ClassicGame,
+        WildcardGame,
+        UnionGame,
+        SymDiffGame,
+        ShatterGame,
+        SharedGame,
+    )
+}
+
+
+def make_game(name: str, deck: Deck, n_pairs: int | None = None) -> Game:
+    """The game called ``name`` (one of ``GAMES``) on ``deck``."""
+    if name not in GAMES:
+        raise ValueError(f"game must be one of {tuple(GAMES)}, got {name!r}")
+    return GAMES[name](deck, n_pairs)

@@ -1,0 +1,219 @@
+"""Token vocabularies, the canonical query text, and the train/test split.
+
+Every query is held as a row of *card tokens* (the ``tokens="card"`` ids below), padded with
+PAD. The text, the ``tokens="attribute"`` ids and the split are all functions of that row.
+
+Card-token grammar (mirrors the text grammar, without the spaces and closing brackets that
+carry no information)::
+
+    pair term    card card              "(c1 c2)"
+    shared term  "<" card card          "<c1 c2>"
+    subset term  "{" card+ "}"          "{k1,k2,...}"
+    operator     "|" or "^" between terms
+
+Vocabularies, index = token id:
+
+* ``card``: ``<pad> | ^ < { }`` then every query card text in card-id order
+  (``***, **0, ..., 222`` on 3 x 3), i.e. ``6 + (v+1)**a`` tokens.
+* ``attribute``: the same six, then one token per (attribute, value or ``*``), written
+  ``"j:x"`` (``0:*, 0:0, ..., 2:2``); a card becomes its ``a`` attribute tokens.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from set_env.deck import Deck
+
+SPECIALS = ("<pad>", "|", "^", "<", "{", "}")
+PAD, UNION, SYMDIFF, SHARED_OPEN, SUBSET_OPEN, SUBSET_CLOSE = range(len(SPECIALS))
+CARD0 = len(SPECIALS)
+TOKEN_MODES = ("card", "attribute")
+# Card tokens are held as int16 inside the generator: a deck of at most 4096 keys has at most
+# 4**7 = 16384 query cards. The tokens handed out are int64.
+CARD_TOKEN_DTYPE = np.int16
+
+# The role of a token decides how it is written in the text. A special token is its own
+# role (roles 0-5); a card's role depends on the role of the token before it.
+_PAIR_FIRST, _PAIR_SECOND, _SHARED_FIRST, _SHARED_SECOND, _SUBSET_FIRST, _SUBSET_NEXT = range(
+    CARD0, CARD0 + 6
+)
+_N_ROLES = CARD0 + 6
+# Text written around a card token, by role.
+_CARD_AFFIXES = {
+    _PAIR_FIRST: ("(", " "),
+    _PAIR_SECOND: ("", ")"),
+    _SHARED_FIRST: ("", " "),
+    _SHARED_SECOND: ("", ">"),
+    _SUBSET_FIRST: ("", ""),
+    _SUBSET_NEXT: (",", ""),
+}
+_CARD_AFTER = {  # role of a card, by the role before it; any other -> _PAIR_FIRST
+    _PAIR_FIRST: _PAIR_SECOND,
+    SHARED_OPEN: _SHARED_FIRST,
+    _SHARED_FIRST: _SHARED_SECOND,
+    SUBSET_OPEN: _SUBSET_FIRST,
+    _SUBSET_FIRST: _SUBSET_NEXT,
+    _SUBSET_NEXT: _SUBSET_NEXT,
+}
+
+
+def _role_transitions() -> np.ndarray:
+    """(role before, token class) -> role; a token's class is its id, or CARD0 for a card."""
+    table = np.tile(np.arange(CARD0 + 1), (_N_ROLES, 1))
+    table[:, CARD0] = [_CARD_AFTER.get(role, _PAIR_FIRST) for role in range(_N_ROLES)]
+    return table.ravel()
+
+
+_TRANSITIONS = _role_transitions()
+_SPECIAL_TEXT = ("", " | ", " ^ ", "<", "{", "}")
+
+TEST_FRACTION_DENOMINATOR = 10
+
+
+class Vocab:
+    """The token vocabulary of one deck in one token mode (``"card"`` or ``"attribute"``)."""
+
+    def __init__(self, deck: Deck, mode: str = "card"):
+        if mode not in TOKEN_MODES:
+            raise ValueError(f"tokens must be one of {TOKEN_MODES}, got {mode!r}")
+        self.deck, self.mode = deck, mode
+        if mode == "card":
+            self.tokens = list(SPECIALS) + list(deck.card_texts)
+        else:
+            symbols = "*" + "0123456789abcdefghijklmnopqrstuvwxyz"[: deck.n_values]
+            self.tokens = list(SPECIALS) + [
+                f"{j}:{s}" for j in range(deck.n_attributes) for s in symbols
+            ]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __repr__(self) -> str:
+        return f"Vocab({self.deck}, mode={self.mode!r}, size={len(self)})"
+
+    def width(self, n_cards: int, n_specials: int) -> int:
+        """Token length of a query with that many card and special tokens."""
+        return n_specials + n_cards * (self.deck.n_attributes if self.mode == "attribute" else 1)
+
+    @cached_property
+    def _expansion(self) -> np.ndarray:
+        """(card vocab size, a) attribute tokens of each card token; specials stay, padded."""
+        deck = self.deck
+        table = np.full((CARD0 + deck.n_cards, deck.n_attributes), PAD, dtype=np.int64)
+        table[:CARD0, 0] = np.arange(CARD0)
+        offsets = np.arange(deck.n_attributes) * (deck.n_values + 1)
+        table[CARD0:] = CARD0 + offsets + deck.card_values + 1
+        return table
+
+    def from_card_tokens(self, card_tokens: np.ndarray, width: int) -> np.ndarray:
+        """(n, L) card tokens -> (n, width) token ids in this vocabulary's mode."""
+        if self.mode == "card":
+            if card_tokens.shape[1] == width:
+                return card_tokens.astype(np.int64)
+            out = np.zeros((len(card_tokens), width), dtype=np.int64)  # PAD is 0
+            out[:, : card_tokens.shape[1]] = card_tokens
+            return out
+        pieces = self._expansion[card_tokens]  # (n, L, a)
+        return compact(pieces.reshape(len(card_tokens), -1), width, PAD)
+
+
+def compact(values: np.ndarray, width: int, fill) -> np.ndarray:
+    """Move each row's non-``fill`` entries to its front, in order: (n, m) -> (n, width)."""
+    keep = values != fill
+    slot = np.cumsum(keep, axis=1) - 1
+    rows, cols = np.nonzero(keep)
+    out = np.full((len(values), width), fill, dtype=values.dtype)
+    out[rows, slot[rows, cols]] = values[rows, cols]
+    return out
+
+
+def _roles(card_tokens: np.ndarray) -> np.ndarray:
+    """(n, L) card tokens -> (n, L) role of each token (see the grammar above)."""
+    classes = np.minimum(card_tokens, CARD0)
+    roles = np.empty(card_tokens.shape, dtype=np.intp)
+    role = np.full(len(card_tokens), PAD, dtype=np.intp)
+    for i in range(card_tokens.shape[1]):
+        role = _TRANSITIONS[role * (CARD0 + 1) + classes[:, i]]
+        roles[:, i] = role
+    return roles
+
+
+class TextFormatter:
+    """Writes rows of card tokens as canonical query texts, vectorised over rows.
+
+    Each token is written as a chunk that depends on its role (``(c1 `` for the first card
+    of a pair, ``c2)`` for the second, `` | `` for an operator, ...); a text is its row's
+    chunks end to end.
+    """
+
+    def __init__(self, deck: Deck):
+        self._n_tokens = CARD0 + deck.n_cards
+        chunks = [[""] * self._n_tokens for _ in range(_N_ROLES)]  # chunks[role][token]
+        for role, row in enumerate(chunks):
+            row[:CARD0] = _SPECIAL_TEXT
+            if role in _CARD_AFFIXES:
+                before, after = _CARD_AFFIXES[role]
+                row[CARD0:] = [before + text + after for text in deck.card_texts]
+        flat = [chunk for row in chunks for chunk in row]  # index role * n_tokens + token
+        self._width = max(len(chunk) for chunk in flat)
+        self._chunks = np.zeros((len(flat), self._width), dtype=np.uint8)
+        for i, chunk in enumerate(flat):
+            self._chunks[i, : len(chunk)] = np.frombuffer(chunk.encode(), np.uint8)
+        self._lengths = np.array([len(chunk) for chunk in flat])
+
+    def texts(self, card_tokens: np.ndarray) -> np.ndarray:
+        """(n, L) card tokens -> (n,) array of str."""
+        n = len(card_tokens)
+        if n == 0:
+            return np.zeros(0, dtype=str)
+        chunk_ids = _roles(card_tokens) * self._n_tokens + card_tokens  # (n, L)
+        lengths = self._lengths[chunk_ids]
+        widths = lengths.max(axis=0)  # (L,) column widths
+        columns = np.concatenate([j * self._width + np.arange(w) for j, w in enumerate(widths)])
+        chars = np.take(self._chunks, chunk_ids, axis=0).reshape(n, -1)[:, columns]
+        short = lengths < widths
+        if short.any():
+            # A chunk narrower than its column leaves NUL bytes, harmful only before text.
+            written_after = np.cumsum(lengths[:, ::-1], axis=1)[:, ::-1] - lengths
+            gaps = (short & (written_after > 0)).any(axis=1)
+            chars[gaps] = compact(chars[gaps], chars.shape[1], 0)
+        # ASCII bytes widened to UCS-4 code points are numpy's str dtype.
+        return np.ascontiguousarray(chars, dtype=np.uint32).view(f"U{chars.shape[1]}").ravel()
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser on uint64 arrays (wrapping arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def position_weights(length: int) -> np.ndarray:
+    """(length,) uint64: ``K_i = mix64(i + 1) | 1``, the split hash's weight of position i."""
+    return _mix64(np.arange(1, length + 1, dtype=np.uint64)) | np.uint64(1)
+
+
+def hash_sum(card_tokens: np.ndarray) -> np.ndarray:
+    """(n, L) card tokens -> (n,) uint64: ``sum_i t_i * K_i mod 2**64``."""
+    weights = position_weights(card_tokens.shape[1])
+    return np.einsum("ij,j->i", card_tokens.astype(np.uint64), weights)  # wraps mod 2**64
+
+
+def is_test_sum(sums: np.ndarray) -> np.ndarray:
+    """(n,) uint64 hash sums -> (n,) bool: the query is in the test split."""
+    return _mix64(sums) % np.uint64(TEST_FRACTION_DENOMINATOR) == 0
+
+
+def is_test_query(card_tokens: np.ndarray) -> np.ndarray:
+    """(n, L) card tokens -> (n,) bool: the query is in the test split (about 10%).
+
+    The split rule: ``mix64(sum_i t_i * K_i mod 2**64) % 10 == 0``, over the query's card
+    tokens ``t_i`` (positions from 0), with ``K_i = mix64(i + 1) | 1`` and ``mix64`` the
+    splitmix64 finaliser. PAD is 0, so padding never changes a query's split.
+    """
+    return is_test_sum(hash_sum(card_tokens))

@@ -8,6 +8,7 @@ weighting) until it has ``n``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
@@ -19,7 +20,6 @@ from set_env.deck import Deck, is_int
 from set_env.query import Query, text_formatter, vocab
 from set_env.vocab import (
     CARD0,
-    CARD_TOKEN_DTYPE,
     PAD,
     SHARED_OPEN,
     SUBSET_CLOSE,
@@ -33,8 +33,8 @@ from set_env.vocab import (
 )
 
 SPLITS = ("train", "test", None)
-_MAX_DRAW = 1 << 15  # candidates drawn at once: keeps the work in cache
-_CHUNK_CELLS = 1 << 24  # bound on (candidate, card, key, attribute) cells computed at once
+_MAX_DRAW = 1 << 13  # candidates drawn at once: keeps the work in cache
+_CHUNK_CELLS = 1 << 26  # bound on (candidate, card, key, attribute) cells computed at once
 _MAX_TABLE = 1 << 22  # entries of a game's lookup table of pair draws
 _GIVE_UP = 1 << 22  # candidates drawn with none kept before sample() calls a split empty
 
@@ -66,16 +66,18 @@ class QueryBatch:
 
 
 class Candidates(NamedTuple):
-    """Candidate queries: (n, L) card tokens, (n, n_words) packed answers, and (n,) split
-    hash sums (``vocab.hash_sum`` of the card tokens)."""
+    """Candidate queries: (n, n_words) packed answers, (n,) split hash sums
+    (``vocab.hash_sum`` of their card tokens), and ``card_tokens(keep)``, which gives the
+    card tokens of the candidates a boolean mask keeps: games that can build rows later
+    build only the kept ones."""
 
-    card_tokens: np.ndarray
     answers: np.ndarray
     hash_sums: np.ndarray
+    card_tokens: Callable[[np.ndarray], np.ndarray]
 
     @classmethod
     def of(cls, card_tokens: np.ndarray, answers: np.ndarray) -> Candidates:
-        return cls(card_tokens, answers, hash_sum(card_tokens))
+        return cls(answers, hash_sum(card_tokens), card_tokens.__getitem__)
 
 
 class Game(ABC):
@@ -131,9 +133,10 @@ class Game(ABC):
             raise ValueError(f"n must be an integer >= 0, got {n!r}")
         _check_split(split)
         vocab(self.deck, tokens)  # validates the token mode before any work
-        chunk = self._chunk_size()
+        chunk = self._chunk_size
         kept_tokens, kept_answers, kept_sizes = [], [], []
-        have, drawn, rate = 0, 0, 1.0
+        # The split's share of queries: a fixed first guess keeps the draws reproducible.
+        have, drawn, rate = 0, 0, {"train": 0.9, "test": 0.1, None: 1.0}[split]
         while have < n or not kept_tokens:
             m = min(chunk, int((n - have) / rate * 1.1) + 32)
             candidates = self._draw(m, rng)
@@ -143,11 +146,11 @@ class Game(ABC):
                 keep &= is_test_sum(candidates.hash_sums) == (split == "test")
             if size_weighted:
                 keep &= rng.random(len(sizes)) * self.max_answer_size < sizes
-            kept_tokens.append(candidates.card_tokens[keep])
+            kept_tokens.append(candidates.card_tokens(keep))
             kept_answers.append(candidates.answers[keep])
             kept_sizes.append(sizes[keep])
-            have, drawn = have + int(keep.sum()), drawn + m
-            rate = max(keep.mean(), 1e-3)
+            kept = int(np.count_nonzero(keep))
+            have, drawn, rate = have + kept, drawn + m, max(kept / m, 1e-3)
             if have == 0 and drawn >= _GIVE_UP:
                 raise ValueError(
                     f"{self!r} drew {drawn} candidates and none fits split={split!r}: "
@@ -157,11 +160,12 @@ class Game(ABC):
         sizes = np.concatenate(kept_sizes)[:n]
         return self._batch(np.concatenate(kept_tokens)[:n], positives, tokens, sizes)
 
+    @cached_property
     def _chunk_size(self) -> int:
         """Candidates drawn at once: cache-sized, and smaller where each costs more."""
         cards, _ = self.layout
         cost = cards * self.deck.n_keys * self.deck.n_attributes
-        return int(np.clip(_CHUNK_CELLS // cost, 64, _MAX_DRAW))
+        return max(64, min(_CHUNK_CELLS // cost, _MAX_DRAW))
 
     def enumerate(self, split: str | None = None, tokens: str = "card") -> QueryBatch:
         """Every distinct query of the game (of ``split``), in canonical-token order."""
@@ -177,7 +181,8 @@ class Game(ABC):
 
     def _enumerated(self, candidates: Candidates, split, tokens) -> QueryBatch:
         _check_split(split)
-        card_tokens, first = np.unique(candidates.card_tokens, axis=0, return_index=True)
+        every = np.ones(len(candidates.answers), dtype=bool)
+        card_tokens, first = np.unique(candidates.card_tokens(every), axis=0, return_index=True)
         positives = rules.unpack(candidates.answers[first], self.deck.n_keys)
         keep = positives.any(axis=1)
         if split is not None:
@@ -200,6 +205,7 @@ class _PairGame(Game):
 
     plain_second = False
     n_pairs = 1
+    mixed_ops = False  # whether operators other than union occur
 
     @property
     def layout(self) -> tuple[int, int]:
@@ -220,7 +226,7 @@ class _PairGame(Game):
 
     def _draw_ops(self, n, rng) -> np.ndarray:
         """(n, n_pairs - 1) operator tokens."""
-        return np.full((n, self.n_pairs - 1), UNION, dtype=CARD_TOKEN_DTYPE)
+        return np.full((n, self.n_pairs - 1), UNION, dtype=np.int64)
 
     def _pairs(self, draws: np.ndarray):
         """Draws -> the canonical pairs' (..., 2) card tokens and (..., n_words) answers."""
@@ -229,7 +235,7 @@ class _PairGame(Game):
         first = deck.key_to_card[first]
         second = deck.key_to_card[second] if self.plain_second else second
         low, high = np.minimum(first, second), np.maximum(first, second)
-        tokens = np.stack([CARD0 + low, CARD0 + high], axis=-1).astype(CARD_TOKEN_DTYPE)
+        tokens = np.stack([CARD0 + low, CARD0 + high], axis=-1)
         return tokens, rules.packed_pair_answer(deck, low, high)
 
     @cached_property
@@ -243,38 +249,42 @@ class _PairGame(Game):
         tokens, answers = self._pairs(np.arange(self._n_draws))
         weights = position_weights(3 * self.n_pairs).reshape(self.n_pairs, 3)[:, :2]
         slot_sums = np.einsum("dt,pt->pd", tokens.astype(np.uint64), weights)
-        return tokens, answers, slot_sums.ravel()
+        # Each pair's tokens followed by a union: a query's row is one take, (n, n_pairs, 3).
+        triples = np.concatenate([tokens, np.full((len(tokens), 1), UNION)], axis=1)
+        op_weights = position_weights(3 * self.n_pairs).reshape(self.n_pairs, 3)[:-1, 2]
+        union_sum = (op_weights * np.uint64(UNION)).sum()  # the operators' share, all unions
+        return triples, answers, slot_sums.ravel(), union_sum, op_weights
 
     def _rows(self, draws: np.ndarray, ops: np.ndarray) -> Candidates:
         """(n, n_pairs) draws and (n, n_pairs - 1) operator tokens -> candidates."""
-        n, n_pairs = draws.shape
+        n_pairs = draws.shape[1]
         draws = draws.astype(np.intp)
         table = self._draw_table
         if table is None:
             pair_tokens, terms = self._pairs(draws)
-        else:
-            pair_tokens, terms = np.take(table[0], draws, axis=0), np.take(table[1], draws, axis=0)
-        rows = np.zeros((n, n_pairs, 3), dtype=CARD_TOKEN_DTYPE)  # card, card, operator or PAD
-        rows[:, :, :2], rows[:, :-1, 2] = pair_tokens, ops
-        card_tokens = rows.reshape(n, -1)[:, :-1]
-        answers = self._combine(terms, ops)
-        if table is None:
-            return Candidates.of(card_tokens, answers)
+            return Candidates.of(_pair_layout(pair_tokens, ops), self._combine(terms, ops))
+        triples, answers, slot_sums, union_sum, op_weights = table
         # The split hash sum is linear in the tokens: add up each slot's tabulated share.
         slots = draws + np.arange(n_pairs) * self._n_draws
-        sums = np.einsum("ij->i", np.take(table[2], slots))  # einsum: fast, wraps mod 2**64
-        op_weights = position_weights(3 * n_pairs).reshape(n_pairs, 3)[:-1, 2]
-        sums += self._op_sums(ops, op_weights)
-        return Candidates(card_tokens, answers, sums)
+        sums = np.einsum("ij->i", np.take(slot_sums, slots))  # einsum: fast, wraps mod 2**64
+        if self.mixed_ops:
+            sums += np.einsum("ij,j->i", ops.astype(np.uint64), op_weights)
+        else:
+            sums += union_sum
 
-    def _op_sums(self, ops, op_weights):
-        """The operators' share of the split hash sums: a constant, as all are unions."""
-        return (op_weights * np.uint64(UNION)).sum()
+        def card_tokens(keep):
+            rows = np.take(triples, draws[keep], axis=0)  # (kept, n_pairs, 3)
+            if self.mixed_ops:
+                rows[:, :-1, 2] = ops[keep]
+            return rows.reshape(len(rows), 3 * n_pairs)[:, :-1]
+
+        terms = np.take(answers, draws, axis=0)
+        return Candidates(self._combine(terms, ops), sums, card_tokens)
 
     def _enumerate_draws(self, split, tokens) -> QueryBatch:
         """Every query of a one-pair game: every draw, duplicates (swaps) removed."""
         draws = np.arange(self._n_draws)[:, None]
-        no_ops = np.empty((self._n_draws, 0), dtype=CARD_TOKEN_DTYPE)
+        no_ops = np.empty((self._n_draws, 0), dtype=np.int64)
         return self._enumerated(self._rows(draws, no_ops), split, tokens)
 
     def _combine(self, terms, ops):
@@ -283,6 +293,14 @@ class _PairGame(Game):
         for i in range(1, terms.shape[1]):
             answer |= terms[:, i]
         return answer
+
+
+def _pair_layout(pair_tokens: np.ndarray, ops: np.ndarray) -> np.ndarray:
+    """(n, n_pairs, 2) pair tokens, (n, n_pairs - 1) operators -> (n, 3 n_pairs - 1) rows."""
+    n, n_pairs, _ = pair_tokens.shape
+    rows = np.zeros((n, n_pairs, 3), dtype=np.int64)  # card, card, operator (PAD after last)
+    rows[:, :, :2], rows[:, :-1, 2] = pair_tokens, ops
+    return rows.reshape(n, 3 * n_pairs)[:, :-1]
 
 
 class ClassicGame(_PairGame):
@@ -333,13 +351,10 @@ class SymDiffGame(UnionGame):
     applied left to right. Empty results are redrawn."""
 
     name = "symdiff"
+    mixed_ops = True
 
     def _draw_ops(self, n, rng):
-        ops = np.where(rng.random((n, self.n_pairs - 1)) < 0.5, UNION, SYMDIFF)
-        return ops.astype(CARD_TOKEN_DTYPE)
-
-    def _op_sums(self, ops, op_weights):
-        return np.einsum("ij,j->i", ops.astype(np.uint64), op_weights)
+        return np.where(rng.random((n, self.n_pairs - 1)) < 0.5, UNION, SYMDIFF)
 
     def _combine(self, terms, ops):
         # a | t == a ^ t ^ (a & t): one branch-free step serves both operators.
@@ -364,13 +379,13 @@ class ShatterGame(Game):
         deck = self.deck
         words = rng.integers(0, 1 << 64, size=(n, rules.n_words(deck)), dtype=np.uint64)
         positives = rules.unpack(words, deck.n_keys)
-        card_tokens = np.where(positives, CARD0 + deck.key_to_card, PAD).astype(CARD_TOKEN_DTYPE)
+        card_tokens = np.where(positives, CARD0 + deck.key_to_card, PAD)
         width = deck.n_keys + 2
         card_tokens = np.concatenate(
             [
-                np.full((n, 1), SUBSET_OPEN, CARD_TOKEN_DTYPE),
+                np.full((n, 1), SUBSET_OPEN),
                 card_tokens,
-                np.full((n, 1), SUBSET_CLOSE, CARD_TOKEN_DTYPE),
+                np.full((n, 1), SUBSET_CLOSE),
             ],
             axis=1,
         )
@@ -411,7 +426,7 @@ class SharedGame(Game):
                 CARD0 + self.deck.key_to_card[high],
             ],
             axis=1,
-        ).astype(CARD_TOKEN_DTYPE)
+        )
         return Candidates.of(card_tokens, rules.packed_shared_answer(self.deck, low, high))
 
     def enumerate(self, split=None, tokens="card"):

@@ -31,9 +31,6 @@ SPECIALS = ("<pad>", "|", "^", "<", "{", "}")
 PAD, UNION, SYMDIFF, SHARED_OPEN, SUBSET_OPEN, SUBSET_CLOSE = range(len(SPECIALS))
 CARD0 = len(SPECIALS)
 TOKEN_MODES = ("card", "attribute")
-# Card tokens are held as int16 inside the generator: a deck of at most 4096 keys has at most
-# 4**7 = 16384 query cards. The tokens handed out are int64.
-CARD_TOKEN_DTYPE = np.int16
 
 # The role of a token decides how it is written in the text. A special token is its own
 # role (roles 0-5); a card's role depends on the role of the token before it.
@@ -71,6 +68,7 @@ _TRANSITIONS = _role_transitions()
 _SPECIAL_TEXT = ("", " | ", " ^ ", "<", "{", "}")
 
 TEST_FRACTION_DENOMINATOR = 10
+_DENOMINATOR = np.uint64(TEST_FRACTION_DENOMINATOR)
 
 
 class Vocab:
@@ -112,7 +110,7 @@ class Vocab:
         """(n, L) card tokens -> (n, width) token ids in this vocabulary's mode."""
         if self.mode == "card":
             if card_tokens.shape[1] == width:
-                return card_tokens.astype(np.int64)
+                return np.asarray(card_tokens, dtype=np.int64)
             out = np.zeros((len(card_tokens), width), dtype=np.int64)  # PAD is 0
             out[:, : card_tokens.shape[1]] = card_tokens
             return out
@@ -184,13 +182,15 @@ class TextFormatter:
         return np.ascontiguousarray(chars, dtype=np.uint32).view(f"U{chars.shape[1]}").ravel()
 
 
+_MIX_SHIFTS = (np.uint64(30), np.uint64(27), np.uint64(31))
+_MIX_FACTORS = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
 def _mix64(x: np.ndarray) -> np.ndarray:
     """The splitmix64 finaliser on uint64 arrays (wrapping arithmetic)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    x = (x ^ (x >> _MIX_SHIFTS[0])) * _MIX_FACTORS[0]
+    x = (x ^ (x >> _MIX_SHIFTS[1])) * _MIX_FACTORS[1]
+    return x ^ (x >> _MIX_SHIFTS[2])
 
 
 def position_weights(length: int) -> np.ndarray:
@@ -206,7 +206,7 @@ def hash_sum(card_tokens: np.ndarray) -> np.ndarray:
 
 def is_test_sum(sums: np.ndarray) -> np.ndarray:
     """(n,) uint64 hash sums -> (n,) bool: the query is in the test split."""
-    return _mix64(sums) % np.uint64(TEST_FRACTION_DENOMINATOR) == 0
+    return _mix64(sums) % _DENOMINATOR == 0
 
 
 def is_test_query(card_tokens: np.ndarray) -> np.ndarray:

@@ -1,1 +1,2 @@
-"""Placeholder: lands with a later issue."""
+"""Evaluation: the metrics (one implementation, shared with training), fixed held-out sets,
+and scoring a scorer on them."""

@@ -1,1 +1,6 @@
-"""Placeholder: lands with a later issue."""
+"""Supervised training of scorers (``python -m train``), for notebooks: ``train.train(...)``."""
+
+from train.config import TrainConfig
+from train.trainer import Trainer, train
+
+__all__ = ["TrainConfig", "Trainer", "train"]

@@ -1,0 +1,153 @@
+"""The scorer interface and the registry.
+
+A scorer is a ``torch.nn.Module`` whose ``forward(tokens)`` maps query token ids (B, L) to
+logits over every key of the deck (B, n_keys). Its constructor takes ``(env, **config)``,
+where ``env`` is a Gymnasium env or env id, and it records what it needs of the env in a
+``ScorerSpec``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+import set_env  # noqa: F401  (registers the env ids)
+from set_env.query import vocab as vocab_of
+from set_env.vocab import CARD0, PAD
+
+_REGISTRY: dict[str, type[Scorer]] = {}
+
+
+def make_env(env_id: str, **env_kwargs) -> gym.Env:
+    """``gym.make`` whose unknown ids and bad kwargs raise ValueError."""
+    try:
+        return gym.make(env_id, **env_kwargs)
+    except gym.error.Error as error:
+        raise ValueError(f"env {env_id!r}: {error}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class ScorerSpec:
+    """What a scorer reads from its environment."""
+
+    env_id: str | None
+    env_kwargs: dict
+    n_keys: int
+    vocab_size: int
+    max_len: int
+    key_tokens: np.ndarray  # (n_keys, tokens per key): each key's card in the env's tokens
+    pad_id: int = PAD
+
+    @classmethod
+    def of(cls, env: gym.Env | str, **env_kwargs) -> ScorerSpec:
+        """The spec of an env, or of ``gym.make(env_id, **env_kwargs)``."""
+        if isinstance(env, str):
+            env = make_env(env, **env_kwargs)
+        base = env.unwrapped
+        if not hasattr(base, "deck") or not hasattr(base, "tokens"):
+            raise ValueError(f"scorers need a SET environment (set_env), got {base!r}")
+        spec = env.spec
+        mode_vocab = vocab_of(base.deck, base.tokens)
+        card_tokens = (CARD0 + base.deck.key_to_card)[:, None]  # (n_keys, 1)
+        width = mode_vocab.width(1, 0)
+        return cls(
+            env_id=spec.id if spec is not None else None,
+            env_kwargs=dict(spec.kwargs) if spec is not None else {},
+            n_keys=base.deck.n_keys,
+            vocab_size=len(mode_vocab),
+            max_len=int(base.observation_space.shape[0]),
+            key_tokens=mode_vocab.from_card_tokens(card_tokens, width),
+        )
+
+
+class Scorer(nn.Module):
+    """Base class of scorers: (B, L) token ids -> (B, n_keys) logits.
+
+    Subclasses set ``Config`` (a dataclass with a ``presets`` dict of preset name -> field
+    overrides) and build their layers in ``__init__`` after calling ``super().__init__``.
+    """
+
+    name: str = ""
+    Config: type = None  # a dataclass type
+    contrastive = False  # has encode_queries / key_vectors
+
+    def __init__(self, env: gym.Env | str, preset: str = "small", **config: Any):
+        super().__init__()
+        self.spec = env if isinstance(env, ScorerSpec) else ScorerSpec.of(env)
+        self.config = make_config(self.Config, preset, config)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def describe(self) -> str:
+        fields = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(self.config).items())
+        return f"{self.name} ({self.n_parameters():,} parameters): {fields}"
+
+
+def make_config(config_type: type, preset: str, overrides: dict):
+    """A config dataclass from a preset and explicit overrides (which win)."""
+    presets = getattr(config_type, "presets", {"small": {}})
+    if preset not in presets:
+        raise ValueError(f"preset must be one of {tuple(presets)}, got {preset!r}")
+    names = {f.name for f in dataclasses.fields(config_type)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(
+            f"unknown config field(s) {unknown} for {config_type.__name__}; "
+            f"allowed: {sorted(names)}"
+        )
+    config = config_type(**{**presets[preset], **overrides})
+    check = getattr(config, "validate", None)
+    if check is not None:
+        check()
+    return config
+
+
+def register(name: str):
+    """Class decorator: ``@agents.register("my_scorer")`` makes it ``agents.make``-able."""
+
+    def add(cls: type[Scorer]) -> type[Scorer]:
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise ValueError(f"register({name!r}) decorates torch.nn.Module classes")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return add
+
+
+def available() -> list[str]:
+    """The registered scorer names."""
+    return sorted(_REGISTRY)
+
+
+def scorer_class(name: str) -> type[Scorer]:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown agent {name!r}; available: {', '.join(available())}")
+    return _REGISTRY[name]
+
+
+def make(name: str, env: gym.Env | str | ScorerSpec, **config: Any) -> Scorer:
+    """Build the registered scorer ``name`` for ``env`` (an env, env id or spec)."""
+    scorer = scorer_class(name)(env, **config)
+    scorer.name = name
+    scorer.make_kwargs = dict(config)
+    return scorer
+
+
+def scorer_config(scorer: nn.Module) -> dict:
+    """The config that rebuilds ``scorer`` with ``make``: a built-in's full config dataclass
+    (so later preset changes cannot alter it), else the keyword arguments it was made with."""
+    config = getattr(scorer, "config", None)
+    if dataclasses.is_dataclass(config):
+        return dataclasses.asdict(config)
+    return dict(getattr(scorer, "make_kwargs", {}))

@@ -1,0 +1,85 @@
+"""The contrastive scorer: a query vector dotted with a learned vector per key.
+
+Every (query, key) logit is ``q . k + b_k`` with ``q, k`` in R^dim, so the set of keys a
+query can rank above a threshold is a half-space's worth of the key vectors: with more keys
+than about ``dim``, some subsets cannot be separated. That bound is what the study measures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import gymnasium as gym
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents.base import Scorer, ScorerSpec, register
+from agents.transformer import QueryEncoder, TransformerConfig, init_weights
+
+SIMILARITIES = ("dot", "cosine")
+MAX_DIM = 1024
+
+
+@dataclass
+class ContrastiveConfig(TransformerConfig):
+    """A query encoder and a table of key vectors, both of width ``dim``."""
+
+    presets: ClassVar[dict[str, dict]] = {
+        "small": dict(d_model=128, n_layers=2, n_heads=4, d_ff=256),
+        "paper": dict(d_model=512, n_layers=8, n_heads=8, d_ff=1024),
+    }
+
+    dim: int = 16
+    """Width of the query and key vectors (1..1024): the bound under study."""
+    similarity: str = "dot"
+    """``"dot"``: q . k; ``"cosine"``: cos(q, k) times a learned temperature."""
+
+    def validate(self) -> None:
+        super().validate()
+        if not isinstance(self.dim, int) or not 1 <= self.dim <= MAX_DIM:
+            raise ValueError(f"dim must be an int in 1..{MAX_DIM}, got {self.dim!r}")
+        if self.similarity not in SIMILARITIES:
+            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
+
+
+@register("contrastive")
+class ContrastiveScorer(Scorer):
+    """logits = encode_queries(tokens) @ key_vectors().T (times the temperature, for cosine)
+    + a per-key bias."""
+
+    Config = ContrastiveConfig
+    contrastive = True
+
+    def __init__(self, env: gym.Env | str | ScorerSpec, preset: str = "small", **config):
+        super().__init__(env, preset, **config)
+        c = self.config
+        self.encoder = QueryEncoder.of(self.spec, c)
+        self.project = nn.Linear(c.d_model, c.dim)
+        self.apply(init_weights)
+        bound = math.sqrt(1 / c.dim)
+        self.key_embedding = nn.Parameter(
+            torch.empty(self.spec.n_keys, c.dim).uniform_(-bound, bound)
+        )
+        self.bias = nn.Parameter(torch.zeros(self.spec.n_keys))
+        self.cosine = c.similarity == "cosine"
+        if self.cosine:  # only then: an unused parameter would stall DDP
+            self.log_temperature = nn.Parameter(torch.tensor(math.log(10.0)))
+
+    def encode_queries(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids -> (B, dim) query vectors (unit length for cosine)."""
+        queries = self.project(self.encoder(tokens))  # (B, dim)
+        return F.normalize(queries, dim=-1) if self.cosine else queries
+
+    def key_vectors(self) -> torch.Tensor:
+        """(n_keys, dim) key vectors (unit length for cosine)."""
+        keys = self.key_embedding
+        return F.normalize(keys, dim=-1) if self.cosine else keys
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        logits = self.encode_queries(tokens) @ self.key_vectors().T  # (B, n_keys)
+        if self.cosine:
+            logits = logits * self.log_temperature.exp()
+        return logits + self.bias

@@ -1,0 +1,261 @@
+"""The trainer at tiny budgets: every agent x objective, resume, checkpoints, precision,
+custom agents, bad input, the CLI, DDP, and one learning test."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import agents
+from agents.checkpoint import CHECKPOINT, load, load_scorer
+from train.__main__ import main as cli
+from train.config import TrainConfig
+from train.trainer import NonFiniteLoss, Trainer, train
+
+TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64)
+
+
+def tiny_config(tmp_path, **overrides) -> TrainConfig:
+    values = dict(
+        env="SetWildcard27-v0",
+        agent="classifier",
+        objective="ce",
+        steps=6,
+        batch_size=16,
+        eval_every=3,
+        eval_queries=64,
+        log_every=1,
+        warmup=2,
+        logdir=str(tmp_path),
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@agents.register("tiny_test_scorer")
+class TinyScorer(nn.Module):
+    """A user architecture registered from this file: a bag of token embeddings."""
+
+    def __init__(self, env, width: int = 8):
+        super().__init__()
+        spec = agents.ScorerSpec.of(env)
+        self.embed = nn.EmbeddingBag(spec.vocab_size, width, mode="mean", padding_idx=0)
+        self.out = nn.Linear(width, spec.n_keys)
+
+    def forward(self, tokens):
+        return self.out(self.embed(tokens))  # (B, n_keys)
+
+
+@pytest.fixture(autouse=True)
+def small_agents(monkeypatch):
+    """Shrink the small presets so every smoke run takes a fraction of a second."""
+    for name in ("contrastive", "joint", "classifier"):
+        config_type = agents.scorer_class(name).Config
+        monkeypatch.setitem(config_type.presets, "small", {**config_type.presets["small"], **TINY})
+
+
+@pytest.mark.parametrize("agent", ["contrastive", "joint", "classifier"])
+@pytest.mark.parametrize("objective", ["infonce", "ce", "soft-ce"])
+def test_every_agent_trains_with_every_objective(tmp_path, agent, objective):
+    result = train(tiny_config(tmp_path, agent=agent, objective=objective, steps=3, eval_every=3))
+    assert len(result["losses"]) == 3 and all(map(torch.isfinite, torch.tensor(result["losses"])))
+    assert set(result) >= {"kl", "topk_overlap", "entropy_bits", "run_dir"}
+    run_dir = Path(result["run_dir"])
+    assert (run_dir / CHECKPOINT).is_file() and (run_dir / "config.json").is_file()
+    assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
+
+
+def test_run_directory_name(tmp_path):
+    result = train(tiny_config(tmp_path, agent="contrastive", dim=5, objective="infonce", seed=3))
+    name = Path(result["run_dir"]).name
+    assert name.startswith("SetWildcard27-v0__contrastive-d5__infonce__s3__")
+    joint = train(tiny_config(tmp_path, agent="joint", steps=1, eval_every=1))
+    assert Path(joint["run_dir"]).name.startswith("SetWildcard27-v0__joint__ce__s0__")
+
+
+def test_resumed_run_repeats_the_uninterrupted_losses(tmp_path, monkeypatch):
+    whole = train(tiny_config(tmp_path / "a", steps=8, eval_every=4))
+    # The same run killed during step 5, after its step-4 checkpoint.
+    losses, train_step = [], Trainer._train_step
+
+    def killed_at_step_5(self, batch):
+        if self.step == 4:
+            raise KeyboardInterrupt
+        loss = train_step(self, batch)
+        losses.append(loss[0])
+        return loss
+
+    monkeypatch.setattr(Trainer, "_train_step", killed_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(tmp_path / "b", steps=8, eval_every=4))
+    monkeypatch.setattr(Trainer, "_train_step", train_step)
+    (run_dir,) = (tmp_path / "b").iterdir()
+    rest = train(tiny_config(tmp_path / "b", steps=8, resume=str(run_dir)))
+    assert rest["run_dir"] == str(run_dir)
+    assert losses + rest["losses"] == whole["losses"]
+    assert load(rest["run_dir"])["step"] == 8
+
+
+def test_checkpoint_carries_the_scorer(tmp_path):
+    result = train(tiny_config(tmp_path, agent="contrastive", dim=7, tokens="attribute"))
+    state = load(result["run_dir"])
+    assert state["agent"] == "contrastive" and state["agent_config"]["dim"] == 7
+    assert state["env_kwargs"] == {"tokens": "attribute"}
+    assert {"optimizer", "scheduler", "scaler", "rng", "step", "train_config"} <= set(state)
+    scorer, _ = load_scorer(Path(result["run_dir"]) / CHECKPOINT)
+    tokens = torch.zeros(2, scorer.spec.max_len, dtype=torch.long)
+    assert scorer(tokens).shape == (2, 27)
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    result = train(tiny_config(tmp_path, steps=3, eval_every=3))
+    path = Path(result["run_dir"]) / CHECKPOINT
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError):
+        train(tiny_config(tmp_path, steps=6, eval_every=3, resume=result["run_dir"]))
+    assert path.read_bytes() == before  # the last good checkpoint survives
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    result = train(tiny_config(tmp_path, steps=3, eval_every=3))
+    checkpoint = Path(result["run_dir"]) / CHECKPOINT
+    before = checkpoint.read_bytes()
+    trainer = Trainer(tiny_config(tmp_path, steps=6, resume=result["run_dir"]))
+    with torch.no_grad():
+        for parameter in trainer.scorer.parameters():
+            parameter.fill_(float("nan"))
+    with pytest.raises(NonFiniteLoss, match="step 4"):
+        trainer.run()
+    assert checkpoint.read_bytes() == before
+
+
+def test_bf16_on_cpu(tmp_path):
+    result = train(tiny_config(tmp_path, agent="joint", precision="bf16", objective="infonce"))
+    assert all(torch.isfinite(torch.tensor(result["losses"])))
+
+
+def test_noam_schedule_and_grad_clip(tmp_path):
+    result = train(tiny_config(tmp_path, schedule="noam", grad_clip=0.0, mask_duplicates=True))
+    assert len(result["losses"]) == 6
+
+
+def test_custom_agent_through_python_and_cli(tmp_path, capsys):
+    result = train(tiny_config(tmp_path, agent="tiny_test_scorer"))
+    assert load(result["run_dir"])["agent"] == "tiny_test_scorer"
+    scorer, _ = load_scorer(result["run_dir"])
+    assert isinstance(scorer, TinyScorer)
+    cli(
+        [
+            "--env",
+            "SetClassic27-v0",
+            "--agent",
+            "tiny_test_scorer",
+            "--agent-module",
+            __name__,
+            "--objective",
+            "soft-ce",
+            "--steps",
+            "4",
+            "--batch-size",
+            "8",
+            "--eval-every",
+            "2",
+            "--eval-queries",
+            "32",
+            "--logdir",
+            str(tmp_path / "cli"),
+        ]
+    )
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["step"] == 4 and "kl" in summary
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--agent", "nope"], "unknown agent"),
+        (["--env", "SetNope27-v0"], "SetNope27"),
+        (["--objective", "mse"], "objective must be one of"),
+        (["--agent", "contrastive", "--dim", "0"], "dim must be a positive"),
+        (["--agent", "joint", "--dim", "8"], "dim"),
+        (["--precision", "fp16"], "fp16 needs CUDA"),
+        (["--device", "cuda"], "CUDA is not available"),
+        (["--resume", "/nonexistent/run"], "no checkpoint"),
+    ],
+)
+def test_cli_bad_input_is_a_one_line_error(tmp_path, capsys, arguments, message):
+    if "cuda" in arguments and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit) as exit_info:
+        cli(arguments + ["--steps", "1", "--logdir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: ") and message in error
+
+
+def test_resume_refuses_another_env_and_corrupt_files(tmp_path, capsys):
+    result = train(tiny_config(tmp_path, steps=2, eval_every=2))
+    with pytest.raises(SystemExit):
+        cli(["--resume", result["run_dir"], "--env", "SetUnion27-v0", "--steps", "4"])
+    assert "was trained on SetWildcard27-v0" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / CHECKPOINT).write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit):
+        cli(["--resume", str(corrupt), "--steps", "4"])
+    assert "unreadable" in capsys.readouterr().err
+
+
+def test_an_objective_the_agent_cannot_serve(tmp_path):
+    @agents.register("ce_only_test_scorer")
+    class CeOnly(TinyScorer):
+        objectives = ("ce",)
+
+    with pytest.raises(ValueError, match="cannot be trained with 'infonce'"):
+        train(tiny_config(tmp_path, agent="ce_only_test_scorer", objective="infonce"))
+
+
+def test_ddp_two_processes_on_cpu(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29531",
+        "-m",
+        "train",
+        "--env",
+        "SetWildcard27-v0",
+        "--agent",
+        "contrastive",
+        "--dim",
+        "4",
+        "--objective",
+        "infonce",
+        "--steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--eval-every",
+        "3",
+        "--eval-queries",
+        "32",
+        "--logdir",
+        str(tmp_path),
+    ]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(command, capture_output=True, text=True, timeout=240, env=environment)
+    assert out.returncode == 0, out.stderr[-2000:]
+    runs = list(tmp_path.iterdir())
+    assert len(runs) == 1  # rank 0 alone writes
+    assert load(runs[0])["step"] == 3

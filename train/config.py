@@ -1,0 +1,106 @@
+"""The arguments of a supervised training run (the CLI is generated from this dataclass)."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+from dataclasses import dataclass
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+SCHEDULES = ("noam", "cosine")
+OBJECTIVES = ("infonce", "ce", "soft-ce")
+TOKEN_MODES = ("card", "attribute")
+
+
+@dataclass
+class TrainConfig:
+    env: str = "SetUnion27-v0"
+    """Gymnasium id of the SET environment to learn."""
+    agent: str = "contrastive"
+    """Registered scorer name (agents.available(), plus those of --agent-module)."""
+    dim: int | None = None
+    """Embedding dimension of agents that have one (contrastive); None: the agent's default."""
+    objective: str = "infonce"
+    """infonce (CLIP's symmetric loss over the batch), ce, or soft-ce."""
+    preset: str = "small"
+    """Agent size preset: small (trains on a CPU in minutes) or paper (the study's sizes)."""
+    steps: int = 2000
+    """Optimiser steps in total (a resumed run continues up to this many)."""
+    batch_size: int = 256
+    """Queries per step (per process under torchrun)."""
+    precision: str = "fp32"
+    """fp32, bf16 (autocast; CPU or CUDA) or fp16 (autocast + GradScaler; CUDA only)."""
+    device: str = "cpu"
+    """cpu, cuda, or cuda:N."""
+    logdir: str = "runs"
+    """Folder that holds the run directories."""
+    seed: int = 0
+    """Seed of the initialisation and of the training stream."""
+    agent_module: str | None = None
+    """A module to import first, which registers user scorers (e.g. my_pkg.my_agents)."""
+    resume: str | None = None
+    """A run directory to continue from its checkpoint.pt."""
+    eval_every: int = 500
+    """Evaluate (and checkpoint) every this many steps, and always at the end."""
+    eval_queries: int = 5120
+    """Size of the fixed held-out evaluation set (test split)."""
+    eval_distribution: str = "size_weighted"
+    """How the evaluation set is drawn: size_weighted (the study's) or uniform."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    warmup: int = 200
+    """Warm-up steps of the schedule."""
+    schedule: str = "cosine"
+    """noam (the transformer's inverse-square-root warm-up schedule) or cosine."""
+    weight_decay: float = 0.0
+    """Adam's (decoupled) weight decay."""
+    grad_clip: float = 1.0
+    """Clip the gradient norm to this (0: no clipping)."""
+    mask_duplicates: bool = False
+    """infonce: mask duplicate keys in a batch instead of counting them as negatives."""
+    tokens: str = "card"
+    """Observation tokens of the env: card (the study's) or attribute."""
+    compile: bool = False
+    """torch.compile the scorer."""
+    log_every: int = 50
+    """Write the losses/ and charts/ scalars every this many steps."""
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad argument and what is allowed."""
+        choices = {
+            "objective": OBJECTIVES,
+            "precision": PRECISIONS,
+            "schedule": SCHEDULES,
+            "tokens": TOKEN_MODES,
+            "eval_distribution": ("size_weighted", "uniform"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        positive = ("steps", "batch_size", "eval_every", "eval_queries", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.dim is not None and self.dim <= 0:
+            raise ValueError(f"dim must be a positive integer, got {self.dim}")
+        if self.lr <= 0 or self.warmup < 0 or self.grad_clip < 0:
+            raise ValueError("lr must be > 0, warmup >= 0 and grad_clip >= 0")
+        if self.objective == "infonce" and self.batch_size < 2:
+            raise ValueError("infonce needs batch_size >= 2 (it contrasts the batch's keys)")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of a dataclass, read from its source."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body
+    docs = {}
+    for statement, following in zip(body, body[1:], strict=False):
+        documented = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+        if isinstance(statement, ast.AnnAssign) and documented:
+            docs[statement.target.id] = following.value.value
+    return docs
+
+
+def config_dict(config) -> dict:
+    return dataclasses.asdict(config)

@@ -1,0 +1,86 @@
+"""The training stream: size-weighted train-split queries with one positive key each.
+
+Step ``s`` of rank ``r`` draws its batch from ``default_rng([seed, r, s])``, so a batch
+depends on nothing but its step: a resumed run replays the same data, and a background
+thread can prepare batches ahead without changing them.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from set_env.games import Game
+
+
+class Batch(NamedTuple):
+    tokens: torch.Tensor  # (B, L) int64
+    positives: torch.Tensor  # (B, n_keys) bool
+    keys: torch.Tensor  # (B,) int64: one positive key per query
+
+
+def draw_batch(game: Game, batch_size: int, rng: np.random.Generator, tokens: str):
+    """Numpy arrays of one training batch."""
+    batch = game.sample(batch_size, rng, split="train", size_weighted=True, tokens=tokens)
+    # A uniform positive key per query: the largest of uniform noise on the positives.
+    noise = np.where(batch.positives, rng.random(batch.positives.shape), -1.0)
+    return batch.tokens, batch.positives, noise.argmax(axis=1)
+
+
+class QueryStream:
+    """Iterates training batches from ``start_step`` on, prepared by a background thread and
+    moved to ``device`` (through pinned memory on CUDA)."""
+
+    def __init__(
+        self,
+        game: Game,
+        batch_size: int,
+        seed: int,
+        tokens: str = "card",
+        rank: int = 0,
+        start_step: int = 0,
+        device: torch.device | str = "cpu",
+        prefetch: int = 4,
+    ):
+        self.game, self.batch_size, self.tokens = game, batch_size, tokens
+        self.seed, self.rank, self.device = seed, rank, torch.device(device)
+        self._ready: queue.Queue = queue.Queue(maxsize=prefetch)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, args=(start_step,), daemon=True)
+        self._thread.start()
+
+    def _produce(self, step: int) -> None:
+        pin = self.device.type == "cuda"
+        while not self._stop.is_set():
+            rng = np.random.default_rng([self.seed, self.rank, step])
+            try:
+                arrays = draw_batch(self.game, self.batch_size, rng, self.tokens)
+                tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+                if pin:
+                    tensors = [t.pin_memory() for t in tensors]
+            except Exception as error:  # hand it to the consumer rather than dying silently
+                tensors = error
+            while not self._stop.is_set():
+                try:
+                    self._ready.put(tensors, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            step += 1
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Batch:
+        tensors = self._ready.get()
+        if isinstance(tensors, Exception):
+            raise tensors
+        return Batch(*(t.to(self.device, non_blocking=True) for t in tensors))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -21,7 +21,7 @@ import agents
 from agents.base import make_env
 from train.data import draw_batch
 from train.objectives import make_objective
-from train.trainer import Trainer, TrainConfig
+from train.trainer import TrainConfig, Trainer
 
 
 def bare_loop_rate(config: TrainConfig) -> float:
@@ -35,9 +35,9 @@ def bare_loop_rate(config: TrainConfig) -> float:
 
     def step(i: int) -> None:
         rng = np.random.default_rng([config.seed, 0, i])
-        tokens, positives, keys = (torch.from_numpy(a) for a in draw_batch(
-            game, config.batch_size, rng, config.tokens
-        ))
+        tokens, positives, keys = (
+            torch.from_numpy(a) for a in draw_batch(game, config.batch_size, rng, config.tokens)
+        )
         loss = objective(scorer(tokens), positives, keys)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -94,8 +94,14 @@ def main(argv=None) -> None:
     print("| agent | objective | bare loop ex/s | trainer ex/s | ratio |\n|---|---|---:|---:|---:|")
     for agent, objective in (("contrastive", "infonce"), ("joint", "ce"), ("classifier", "ce")):
         config = TrainConfig(
-            env=args.env, agent=agent, objective=objective, steps=args.steps,
-            batch_size=args.batch_size, eval_queries=256, eval_every=10**9, log_every=10,
+            env=args.env,
+            agent=agent,
+            objective=objective,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            eval_queries=256,
+            eval_every=10**9,
+            log_every=10,
         )
         bare, ours = bare_loop_rate(config), trainer_rate(config)
         print(f"| {agent} | {objective} | {bare:,.0f} | {ours:,.0f} | {ours / bare:.2f} |")

@@ -90,6 +90,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args(argv)
 
+    # The process's first training steps pay one-off costs (thread pools, allocator).
+    bare_loop_rate(TrainConfig(env=args.env, agent="classifier", objective="ce", steps=5))
     print(f"## trainer vs bare loop ({args.env}, batch {args.batch_size}, small preset, CPU)\n")
     print("| agent | objective | bare loop ex/s | trainer ex/s | ratio |\n|---|---|---:|---:|---:|")
     for agent, objective in (("contrastive", "infonce"), ("joint", "ce"), ("classifier", "ce")):

@@ -22,7 +22,7 @@ class TransformerConfig:
     """Width of the residual stream."""
     n_layers: int = 2
     """Number of transformer blocks."""
-    n_heads: int = 4
+    n_heads: int = 8
     """Attention heads per block; must divide ``d_model``."""
     d_ff: int = 256
     """Hidden width of each block's MLP."""

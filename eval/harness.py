@@ -1,14 +1,19 @@
-"""Scoring a scorer on an evaluation set."""
+"""Scoring a scorer on a fixed evaluation set, overall and by the number of positives."""
 
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 
 import numpy as np
 import torch
 
 from eval.metrics import METRICS
-from eval.sets import EvalSet
+from eval.sets import EvalSet, make_eval_set
+
+# Buckets of the number of positive keys: (label, smallest, largest).
+BUCKETS = (("1", 1, 1), ("2-3", 2, 3), ("4-9", 4, 9), ("10-20", 10, 20), ("21+", 21, None))
+BASELINES = ("uniform", "oracle")
 
 
 @torch.no_grad()
@@ -22,25 +27,81 @@ def score_eval_set(
     device = next(scorer.parameters()).device
     was_training = scorer.training
     scorer.eval()
-    per_query = {name: [] for name in METRICS}
     autocast = (
         torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
     )
     try:
-        for start in range(0, len(eval_set), batch_size):
-            tokens = torch.as_tensor(eval_set.tokens[start : start + batch_size], device=device)
-            positives = torch.as_tensor(
-                eval_set.positives[start : start + batch_size], device=device
-            )
-            with autocast:
-                logits = scorer(tokens)
-            for name, metric in METRICS.items():
-                per_query[name].append(metric(logits.float(), positives).cpu())
+        with autocast:
+            return _per_query(lambda tokens: scorer(tokens.to(device)), eval_set, batch_size)
     finally:
         scorer.train(was_training)
-    return {name: torch.cat(values).numpy() for name, values in per_query.items()}
+
+
+def baseline_per_query(name: str, eval_set: EvalSet) -> dict[str, np.ndarray]:
+    """Per-query metrics of a scorer that needs no training: ``uniform`` (equal logits) or
+    ``oracle`` (uniform over the true positives)."""
+    if name not in BASELINES:
+        raise ValueError(f"baseline must be one of {BASELINES}, got {name!r}")
+    positives = torch.as_tensor(eval_set.positives)
+    if name == "uniform":
+        logits = torch.zeros(positives.shape)
+    else:
+        logits = torch.where(positives, 0.0, -1e9)
+    return _metrics(logits, positives)
+
+
+def _per_query(score, eval_set: EvalSet, batch_size: int) -> dict[str, np.ndarray]:
+    parts = []
+    for start in range(0, len(eval_set), batch_size):
+        rows = slice(start, start + batch_size)
+        tokens = torch.as_tensor(eval_set.tokens[rows])
+        logits = score(tokens).float().cpu()
+        parts.append(_metrics(logits, torch.as_tensor(eval_set.positives[rows])))
+    return {name: np.concatenate([part[name] for part in parts]) for name in METRICS}
+
+
+def _metrics(logits: torch.Tensor, positives: torch.Tensor) -> dict[str, np.ndarray]:
+    return {name: metric(logits, positives).numpy() for name, metric in METRICS.items()}
 
 
 def summarize(per_query: dict[str, np.ndarray]) -> dict[str, float]:
     """Mean of each per-query metric."""
     return {name: float(values.mean()) for name, values in per_query.items()}
+
+
+def report(per_query: dict[str, np.ndarray], eval_set: EvalSet) -> dict:
+    """The harness's numbers: means (``kl`` also in bits as ``kl_bits``) and the same per
+    bucket of the number of positives (``queries`` per bucket; empty buckets are omitted)."""
+    sizes = eval_set.positives.sum(axis=1)
+    result = {"queries": len(eval_set), **summarize(per_query)}
+    result["kl_bits"] = result["kl"] / math.log(2)
+    buckets = {}
+    for label, low, high in BUCKETS:
+        inside = (sizes >= low) & (sizes <= (high if high is not None else sizes.max()))
+        if inside.any():
+            chosen = {name: values[inside] for name, values in per_query.items()}
+            buckets[label] = {"queries": int(inside.sum()), **summarize(chosen)}
+    result["buckets"] = buckets
+    return result
+
+
+def evaluate(
+    scorer: torch.nn.Module,
+    env_id: str,
+    queries: int = 5120,
+    seed: int = 0,
+    distribution: str = "size_weighted",
+    env_kwargs: dict | None = None,
+    batch_size: int = 1024,
+) -> dict:
+    """Evaluate any scorer of the agents interface on the fixed test set of ``env_id``.
+
+    The set's tokens follow the scorer's token mode (``scorer.spec.env_kwargs``) unless
+    ``env_kwargs`` says otherwise. Returns ``report``'s dict, plus ``env``.
+    """
+    if env_kwargs is None:
+        spec = getattr(scorer, "spec", None)
+        tokens = getattr(spec, "env_kwargs", {}).get("tokens") if spec is not None else None
+        env_kwargs = {"tokens": tokens} if tokens else {}
+    eval_set = make_eval_set(env_id, queries, seed, distribution, env_kwargs)
+    return {"env": env_id, **report(score_eval_set(scorer, eval_set, batch_size), eval_set)}

@@ -1,0 +1,83 @@
+"""``python -m eval``: evaluate a checkpoint on a fixed held-out set; one JSON object on
+stdout (everything else on stderr).
+
+    python -m eval --checkpoint RUN_DIR/checkpoint.pt [--env ID] [--queries 5120] [--seed 0]
+        [--query-distribution size_weighted|uniform] [--tensorboard] [--device cpu]
+"""
+
+import argparse
+import json
+import sys
+
+import torch
+
+from agents.checkpoint import load_scorer
+from eval import tags
+from eval.harness import evaluate
+from eval.sets import DISTRIBUTIONS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint.pt or its run folder")
+    parser.add_argument("--env", help="evaluate on this env id (default: the trained one)")
+    parser.add_argument("--queries", type=int, default=5120, help="size of the test set")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the test set")
+    parser.add_argument(
+        "--query-distribution",
+        choices=DISTRIBUTIONS,
+        default="size_weighted",
+        help="how the test set is drawn (the study's: size_weighted)",
+    )
+    parser.add_argument("--tensorboard", action="store_true", help="write eval/* into the run")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--agent-module", help="a module that registers the checkpoint's agent")
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {args.device!r} asked, but CUDA is not available here")
+        scorer, state = load_scorer(args.checkpoint, args.device, args.agent_module)
+        env_id = args.env or state["env_id"]
+        result = evaluate(
+            scorer,
+            env_id,
+            args.queries,
+            args.seed,
+            args.query_distribution,
+            env_kwargs=state["env_kwargs"],
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    train_config = state.get("train_config") or {}
+    output = {
+        "env": env_id,
+        "agent": state["agent"],
+        "dim": state["agent_config"].get("dim"),
+        "objective": train_config.get("objective"),
+        **{k: v for k, v in result.items() if k != "env"},
+    }
+    if args.tensorboard:
+        write_tensorboard(args.checkpoint, state, result)
+    print(json.dumps(output))
+
+
+def write_tensorboard(checkpoint: str, state: dict, result: dict) -> None:
+    from pathlib import Path
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = Path(checkpoint)
+    run_dir = run_dir if run_dir.is_dir() else run_dir.parent
+    with SummaryWriter(str(run_dir)) as writer:
+        for name, tag in tags.EVAL.items():
+            writer.add_scalar(tag, result[name], state.get("step", 0))
+    print(f"wrote eval/* to {run_dir}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

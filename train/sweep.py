@@ -1,0 +1,197 @@
+"""``python -m train.sweep``: train the study's grid of games x scorers.
+
+    python -m train.sweep --preset quick|paper --out DIR
+        [--games Classic,Wildcard,Union,SymDiff,Shatter] [--dims 4,8,16,27]
+        [--agents contrastive,joint,classifier] [--steps N] [--jobs N] [--dry-run]
+
+Every run is a normal run directory under DIR (``python -m train`` with ``--logdir DIR``).
+The sweep is resumable: a finished run is skipped and an unfinished one resumed from its
+checkpoint. Each run's command is printed, so a cluster scheduler can run them instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from agents.checkpoint import CHECKPOINT, load
+
+GAMES = ("Classic", "Wildcard", "Union", "SymDiff", "Shatter")
+AGENTS = ("contrastive", "joint", "classifier")
+OBJECTIVES = {"contrastive": "infonce", "joint": "ce", "classifier": "ce"}
+PRESETS = {
+    "quick": {"dims": (4, 8, 16, 27, 64), "agent_preset": "small", "steps": 2000, "union81": ()},
+    "paper": {
+        "dims": (4, 8, 16, 20, 24, 27, 512),
+        "agent_preset": "paper",
+        "steps": 20000,
+        "union81": (16, 24, 32, 64, 81, 128, 512),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    env: str
+    agent: str
+    dim: int | None
+    steps: int
+    preset: str
+    seed: int = 0
+
+    @property
+    def objective(self) -> str:
+        return OBJECTIVES.get(self.agent, "ce")
+
+    def arguments(self, out: Path) -> list[str]:
+        arguments = [
+            "--env",
+            self.env,
+            "--agent",
+            self.agent,
+            "--objective",
+            self.objective,
+            "--preset",
+            self.preset,
+            "--steps",
+            str(self.steps),
+            "--seed",
+            str(self.seed),
+            "--logdir",
+            str(out),
+        ]
+        return arguments + (["--dim", str(self.dim)] if self.dim is not None else [])
+
+    def matches(self, config: dict) -> bool:
+        return (
+            config.get("env"),
+            config.get("agent"),
+            config.get("dim"),
+            config.get("seed"),
+            config.get("objective"),
+            config.get("preset"),
+        ) == (self.env, self.agent, self.dim, self.seed, self.objective, self.preset)
+
+
+def grid(preset: str, games, dims, agents, steps: int | None) -> list[Run]:
+    """The runs of a sweep: every game x (contrastive at each dim, and the other agents)."""
+    settings = PRESETS[preset]
+    steps = steps or settings["steps"]
+    dims = dims or settings["dims"]
+    runs = []
+
+    def add(env: str, env_dims) -> None:
+        for agent in agents:
+            for dim in env_dims if agent == "contrastive" else (None,):
+                runs.append(Run(env, agent, dim, steps, settings["agent_preset"]))
+
+    for game in games:
+        add(f"Set{game}27-v0", dims)
+    if settings["union81"] and "Union" in games:
+        add("SetUnion81-v0", settings["union81"])
+    return runs
+
+
+def existing_run(out: Path, run: Run) -> tuple[Path | None, int]:
+    """The furthest run directory of ``run`` under ``out`` and its checkpoint's step (0: a
+    run killed before its first checkpoint, or none)."""
+    best: tuple[Path | None, int] = (None, 0)
+    for config_file in sorted(out.glob("*/config.json")):
+        if run.matches(json.loads(config_file.read_text())):
+            checkpoint = config_file.parent / CHECKPOINT
+            step = load(checkpoint)["step"] if checkpoint.is_file() else 0
+            if best[0] is None or step > best[1]:
+                best = (config_file.parent, step)
+    return best
+
+
+def command(run: Run, out: Path) -> list[str] | None:
+    """The command that finishes ``run`` (resuming it if it was cut short), or None."""
+    run_dir, step = existing_run(out, run)
+    if step >= run.steps:
+        return None
+    resume = ["--resume", str(run_dir)] if run_dir is not None and step > 0 else []
+    return [sys.executable, "-m", "train", *run.arguments(out), *resume]
+
+
+def parse_list(text: str | None, cast=str, allowed=None, name="") -> tuple:
+    if text is None:
+        return ()
+    values = tuple(cast(part.strip()) for part in text.split(",") if part.strip())
+    if allowed is not None:
+        unknown = [v for v in values if v not in allowed]
+        if unknown:
+            raise ValueError(f"--{name}: unknown {unknown}; allowed: {','.join(allowed)}")
+    return values
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.sweep", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
+    parser.add_argument("--out", required=True, type=Path, help="folder of the run directories")
+    parser.add_argument("--games", help=f"comma-separated, of {','.join(GAMES)}")
+    parser.add_argument("--dims", help="comma-separated contrastive dims")
+    parser.add_argument("--agents", help=f"comma-separated, of {','.join(AGENTS)}")
+    parser.add_argument("--steps", type=int, help="steps per run (default: the preset's)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = parser.parse_args(argv)
+    try:
+        games = parse_list(args.games, allowed=GAMES, name="games") or GAMES
+        agents = parse_list(args.agents, allowed=AGENTS, name="agents") or AGENTS
+        dims = parse_list(args.dims, int, name="dims")
+        if (
+            any(d <= 0 for d in dims)
+            or args.jobs < 1
+            or (args.steps is not None and args.steps < 1)
+        ):
+            raise ValueError("--dims, --steps and --jobs must be positive")
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    runs = grid(args.preset, games, dims, agents, args.steps)
+    args.out.mkdir(parents=True, exist_ok=True)
+    pending = [(run, command(run, args.out)) for run in runs]
+    todo = [(run, cmd) for run, cmd in pending if cmd is not None]
+    print(f"{len(runs)} runs, {len(runs) - len(todo)} already finished", file=sys.stderr)
+    for _, cmd in todo:
+        print(shlex.join(cmd))
+    if args.dry_run:
+        return
+    failures = run_all([cmd for _, cmd in todo], args.jobs, len(runs) - len(todo), len(runs))
+    if failures:
+        print(f"error: {failures} run(s) failed; run the sweep again to retry", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def run_all(commands: list[list[str]], jobs: int, done: int, total: int) -> int:
+    """Run the commands, ``jobs`` at a time, with a progress bar over runs."""
+    progress = tqdm(total=total, initial=done, desc="sweep", unit="run", file=sys.stderr)
+    running: list[subprocess.Popen] = []
+    failures = 0
+    queue = list(commands)
+    while queue or running:
+        while queue and len(running) < jobs:
+            running.append(subprocess.Popen(queue.pop(0), stdout=subprocess.DEVNULL))
+        for process in list(running):
+            if process.poll() is not None:
+                running.remove(process)
+                failures += process.returncode != 0
+                progress.update(1)
+        time.sleep(0.2)
+    progress.close()
+    return failures
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -177,12 +178,16 @@ def main(argv=None) -> None:
 def run_all(commands: list[list[str]], jobs: int, done: int, total: int) -> int:
     """Run the commands, ``jobs`` at a time, with a progress bar over runs."""
     progress = tqdm(total=total, initial=done, desc="sweep", unit="run", file=sys.stderr)
+    # Share the cores between the runs rather than oversubscribing them.
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    environment = {"OMP_NUM_THREADS": threads, **os.environ}
     running: list[subprocess.Popen] = []
     failures = 0
     queue = list(commands)
     while queue or running:
         while queue and len(running) < jobs:
-            running.append(subprocess.Popen(queue.pop(0), stdout=subprocess.DEVNULL))
+            command = queue.pop(0)
+            running.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, env=environment))
         for process in list(running):
             if process.poll() is not None:
                 running.remove(process)

@@ -128,6 +128,13 @@ def _plt():
     return plt
 
 
+def _save(plt, figure, axes, path: Path) -> None:
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def figure_vs_subsets(results: list[Result], metric: str, path: Path) -> None:
     plt = _plt()
     figure, axes = plt.subplots(figsize=(7, 4.5))
@@ -144,10 +151,7 @@ def figure_vs_subsets(results: list[Result], metric: str, path: Path) -> None:
     name = {"kl": "KL (nats)", "topk_overlap": "top-K overlap"}[metric]
     axes.set_ylabel(name)
     axes.set_title(f"{name} against the number of answer subsets a game needs")
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _save(plt, figure, axes, path)
 
 
 def figure_entropy(results: list[Result], queries: int, path: Path) -> None:
@@ -172,16 +176,11 @@ def figure_entropy(results: list[Result], queries: int, path: Path) -> None:
     axes.set_xlabel("contrastive dim")
     axes.set_ylabel("mean prediction entropy (bits)")
     axes.set_title("SetUnion27-v0")
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    _save(plt, figure, axes, path)
 
 
 def figure_example(results: list[Result], queries: int, path: Path) -> None:
-    union = sorted(
-        (r for r in results if r.env == "SetUnion27-v0"), key=lambda r: _model_order(r.label)
-    )
+    union = _sorted_runs(results, "SetUnion27-v0")
     if not union:
         return
     from set_env import Deck, parse_query

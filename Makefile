@@ -25,7 +25,6 @@ demo: $(STAMP)
 		--dims 4,8,27 --steps 1500 --jobs 2
 	$(PY) -m train.sweep --out $(DEMO) --games Shatter --agents joint --steps 300
 	$(PY) -m eval.report $(DEMO)
-	@echo "report: $(DEMO)/report.md; figures: $(DEMO)/*.png"
 	@echo "TensorBoard: $(VENV)/bin/tensorboard --logdir $(DEMO)"
 
 test: $(STAMP)

@@ -36,6 +36,7 @@ class Result:
     env: str
     agent: str
     dim: int | None
+    env_kwargs: dict
     metrics: dict
     run_dir: Path
     scorer: torch.nn.Module = field(repr=False)
@@ -62,7 +63,15 @@ def collect(folder: Path, queries: int = 5120) -> list[Result]:
         metrics = report(score_eval_set(scorer, eval_set), eval_set)
         dim = state["agent_config"].get("dim")
         results.append(
-            Result(state["env_id"], state["agent"], dim, metrics, checkpoint.parent, scorer)
+            Result(
+                state["env_id"],
+                state["agent"],
+                dim,
+                state["env_kwargs"],
+                metrics,
+                checkpoint.parent,
+                scorer,
+            )
         )
         print(f"evaluated {checkpoint.parent.name}: kl {metrics['kl']:.4f}", file=sys.stderr)
     return results
@@ -215,13 +224,8 @@ def figure_example(results: list[Result], queries: int, path: Path) -> None:
 
 @torch.no_grad()
 def _distribution(result: Result, eval_set) -> np.ndarray:
-    tokens = make_eval_set(result.env, len(eval_set), env_kwargs=_env_kwargs(result)).tokens[:1]
+    tokens = make_eval_set(result.env, len(eval_set), env_kwargs=result.env_kwargs).tokens[:1]
     return torch.softmax(result.scorer(torch.as_tensor(tokens)).float(), dim=-1)[0].numpy()
-
-
-def _env_kwargs(result: Result) -> dict:
-    tokens = result.scorer.spec.env_kwargs.get("tokens") if hasattr(result.scorer, "spec") else None
-    return {"tokens": tokens} if tokens else {}
 
 
 def write_report(folder: Path, queries: int = 5120) -> Path:

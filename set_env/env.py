@@ -7,7 +7,7 @@ import numpy as np
 from gymnasium import spaces
 
 from set_env.deck import Deck
-from set_env.games import Game, QueryBatch, make_game
+from set_env.games import Game, QueryBatch, check_split, make_game
 from set_env.query import parse_query, vocab
 from set_env.vocab import TOKEN_MODES
 
@@ -212,8 +212,7 @@ def make_spaces(game: Game, action_mode: str, tokens: str) -> tuple[spaces.Box, 
 
 
 def _check_options(split, action_mode, tokens):
-    if split not in ("train", "test", None):
-        raise ValueError(f"split must be one of ('train', 'test', None), got {split!r}")
+    check_split(split)
     if action_mode not in ACTION_MODES:
         raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
     if tokens not in TOKEN_MODES:

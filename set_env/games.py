@@ -131,7 +131,7 @@ class Game(ABC):
         """
         if not is_int(n) or n < 0:
             raise ValueError(f"n must be an integer >= 0, got {n!r}")
-        _check_split(split)
+        check_split(split)
         vocab(self.deck, tokens)  # validates the token mode before any work
         chunk = self._chunk_size
         kept_tokens, kept_answers, kept_sizes = [], [], []
@@ -180,7 +180,7 @@ class Game(ABC):
         return QueryBatch(self, card_tokens, positives, sizes, token_ids)
 
     def _enumerated(self, candidates: Candidates, split, tokens) -> QueryBatch:
-        _check_split(split)
+        check_split(split)
         every = np.ones(len(candidates.answers), dtype=bool)
         card_tokens, first = np.unique(candidates.card_tokens(every), axis=0, return_index=True)
         positives = rules.unpack(candidates.answers[first], self.deck.n_keys)
@@ -190,7 +190,7 @@ class Game(ABC):
         return self._batch(card_tokens[keep], positives[keep], tokens)
 
 
-def _check_split(split) -> None:
+def check_split(split) -> None:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import dataclasses
 import inspect
 from dataclasses import dataclass
 
@@ -100,7 +99,3 @@ def field_docs(cls: type) -> dict[str, str]:
         if isinstance(statement, ast.AnnAssign) and documented:
             docs[statement.target.id] = following.value.value
     return docs
-
-
-def config_dict(config) -> dict:
-    return dataclasses.asdict(config)

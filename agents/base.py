@@ -9,6 +9,7 @@ where ``env`` is a Gymnasium env or env id, and it records what it needs of the 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,6 +143,15 @@ def make(name: str, env: gym.Env | str | ScorerSpec, **config: Any) -> Scorer:
     scorer.name = name
     scorer.make_kwargs = dict(config)
     return scorer
+
+
+def make_with_preset(name: str, env, preset: str = "small", **config: Any) -> nn.Module:
+    """``make`` with a size preset, passed to the classes that take one (the built-ins, and
+    user classes with a ``preset`` parameter); other user classes are built without it."""
+    cls = scorer_class(name)
+    if issubclass(cls, Scorer) or "preset" in inspect.signature(cls.__init__).parameters:
+        config["preset"] = preset
+    return make(name, env, **config)
 
 
 def scorer_config(scorer: nn.Module) -> dict:

@@ -12,9 +12,12 @@ import torch
 from torch import nn
 
 import agents
+from agents.base import make_env
 from agents.checkpoint import CHECKPOINT, load, load_scorer
+from set_env.vocab import PAD
 from train.__main__ import main as cli
 from train.config import TrainConfig
+from train.data import Curriculum, QueryStream
 from train.trainer import NonFiniteLoss, Trainer, train
 
 TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64)
@@ -198,6 +201,8 @@ def test_custom_agent_through_python_and_cli(tmp_path, capsys):
         (["--precision", "fp16"], "fp16 needs CUDA"),
         (["--device", "cuda"], "CUDA is not available"),
         (["--resume", "/nonexistent/run"], "no checkpoint"),
+        (["--curriculum", "-1"], "curriculum must be >= 0"),
+        (["--env", "SetClassic27-v0", "--curriculum", "9"], "union and symdiff games"),
     ],
 )
 def test_cli_bad_input_is_a_one_line_error(tmp_path, capsys, arguments, message):
@@ -208,6 +213,17 @@ def test_cli_bad_input_is_a_one_line_error(tmp_path, capsys, arguments, message)
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("error: ") and message in error
+
+
+def test_curriculum_grows_the_queries_from_one_pair(tmp_path):
+    curriculum = Curriculum(make_env("SetSymDiff27-v0").unwrapped.game, 8)
+    assert [curriculum(step).n_pairs for step in range(10)] == [1, 1, 2, 2, 4, 4, 8, 8, 8, 8]
+    stream = QueryStream(curriculum, batch_size=4, seed=0)
+    lengths = [int((next(stream).tokens != PAD).sum(dim=1).max()) for _ in range(10)]
+    stream.close()
+    assert lengths == [2, 2, 5, 5, 11, 11, 23, 23, 23, 23]  # 2 cards a pair, 1 operator between
+    result = train(tiny_config(tmp_path, env="SetUnion27-v0", curriculum=4))
+    assert result["step"] == 6 and len(result["losses"]) == 6
 
 
 def test_resume_refuses_another_env_and_corrupt_files(tmp_path, capsys):

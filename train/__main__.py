@@ -7,30 +7,17 @@ Under ``torchrun --nproc_per_node=N -m train ...`` it trains with DDP.
 """
 
 import argparse
-import dataclasses
 import json
 import sys
-import typing
 
-from train.config import TrainConfig, field_docs
+from train.config import TrainConfig, argument_parser
 from train.trainer import NonFiniteLoss, Trainer, with_resume_env
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m train", description="Train a SET scorer with a supervised objective."
+    return argument_parser(
+        TrainConfig, "python -m train", "Train a SET scorer with a supervised objective."
     )
-    docs = field_docs(TrainConfig)
-    hints = typing.get_type_hints(TrainConfig)
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        help_text = f"{docs.get(field.name, '')} (default: {field.default})"
-        if hints[field.name] is bool:
-            parser.add_argument(flag, action="store_true", default=None, help=help_text)
-            continue
-        kind = next(t for t in typing.get_args(hints[field.name]) or (hints[field.name],))
-        parser.add_argument(flag, type=kind, default=None, help=help_text)
-    return parser
 
 
 def main(argv=None) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
+import dataclasses
 import inspect
+import typing
 from dataclasses import dataclass
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -64,6 +67,9 @@ class TrainConfig:
     """torch.compile the scorer."""
     log_every: int = 50
     """Write the losses/ and charts/ scalars every this many steps."""
+    curriculum: int = 0
+    """Union and symdiff games: over the first this many steps the queries grow from one pair
+    to the env's n_pairs, in equal stages (0: no curriculum)."""
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad argument and what is allowed."""
@@ -78,6 +84,8 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         positive = ("steps", "batch_size", "eval_every", "eval_queries", "log_every")
+        if self.curriculum < 0:
+            raise ValueError(f"curriculum must be >= 0 steps, got {self.curriculum}")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -99,3 +107,20 @@ def field_docs(cls: type) -> dict[str, str]:
         if isinstance(statement, ast.AnnAssign) and documented:
             docs[statement.target.id] = following.value.value
     return docs
+
+
+def argument_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
+    """A CLI with one ``--flag`` per field of the dataclass ``cls``, its docstring as help.
+    Every default is None, so a caller can tell the flags given from those left out."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    docs = field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = f"{docs.get(field.name, '')} (default: {field.default})"
+        if hints[field.name] is bool:
+            parser.add_argument(flag, action="store_true", default=None, help=help_text)
+            continue
+        kind = next(t for t in typing.get_args(hints[field.name]) or (hints[field.name],))
+        parser.add_argument(flag, type=kind, default=None, help=help_text)
+    return parser

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import inspect
 import json
 import math
 import os
@@ -20,14 +19,13 @@ import torch.distributed as dist
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-import agents
-from agents.base import make_env
+from agents.base import make_env, make_with_preset
 from agents.checkpoint import CHECKPOINT, load, save_atomic, scorer_state
 from eval import tags
 from eval.harness import score_eval_set, summarize
 from eval.sets import make_eval_set
 from train.config import TrainConfig
-from train.data import QueryStream
+from train.data import Curriculum, QueryStream
 from train.objectives import make_objective
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -120,15 +118,10 @@ def resolve_device(config: TrainConfig, distributed: Distributed) -> torch.devic
 
 
 def build_scorer(config: TrainConfig, env: gym.Env) -> torch.nn.Module:
-    """The registered scorer: built-ins (and user classes taking ``preset``) get the preset;
-    ``dim``, when given, goes to the constructor, which refuses it if it has none."""
-    cls = agents.scorer_class(config.agent)
-    kwargs = {}
-    if issubclass(cls, agents.Scorer) or "preset" in inspect.signature(cls.__init__).parameters:
-        kwargs["preset"] = config.preset
-    if config.dim is not None:
-        kwargs["dim"] = config.dim
-    return agents.make(config.agent, env, **kwargs)
+    """The registered scorer at the config's preset; ``dim``, when given, goes to the
+    constructor, which refuses it if it has none."""
+    dim = {} if config.dim is None else {"dim": config.dim}
+    return make_with_preset(config.agent, env, config.preset, **dim)
 
 
 def _check_objective(scorer, objective: str) -> None:
@@ -160,6 +153,7 @@ class Trainer:
         env_kwargs = {"tokens": config.tokens}
         self.env = make_env(config.env, **env_kwargs)
         self.env_kwargs = env_kwargs
+        self.curriculum = Curriculum(self.env.unwrapped.game, config.curriculum)
         self.scorer = build_scorer(config, self.env).to(self.device)
         _check_objective(self.scorer, config.objective)
         self.dim = getattr(getattr(self.scorer, "config", None), "dim", None)
@@ -237,7 +231,7 @@ class Trainer:
         config, main = self.config, self.distributed.main
         writer = self._open_writer() if main else None
         stream = QueryStream(
-            self.env.unwrapped.game,
+            self.curriculum,
             config.batch_size,
             config.seed,
             config.tokens,

@@ -12,6 +12,9 @@ def test_grid_of_the_presets():
     quick = grid("quick", ("Union", "Shatter"), (), ("contrastive", "joint", "classifier"), None)
     assert len(quick) == 2 * (5 + 2)
     assert {run.preset for run in quick} == {"small"}
+    union_joint = next(r for r in quick if r.env == "SetUnion27-v0" and r.agent == "joint")
+    assert union_joint.objective == "soft-ce" and union_joint.steps == 800
+    assert ("curriculum", "480") in union_joint.options
     paper = grid("paper", ("Classic", "Union"), (), ("contrastive", "joint"), None)
     union81 = [run for run in paper if run.env == "SetUnion81-v0"]
     assert sorted(run.dim for run in union81 if run.dim) == [16, 24, 32, 64, 81, 128, 512]

@@ -53,12 +53,13 @@ def main(argv=None) -> None:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    train_config = state.get("train_config") or {}
+    # An RL checkpoint names its algorithm; a supervised one keeps its training config.
+    objective = state.get("objective") or (state.get("train_config") or {}).get("objective")
     output = {
         "env": env_id,
         "agent": state["agent"],
         "dim": state["agent_config"].get("dim"),
-        "objective": train_config.get("objective"),
+        "objective": objective,
         **{k: v for k, v in result.items() if k != "env"},
     }
     if args.tensorboard:

@@ -1,0 +1,233 @@
+"""``python -m train.rl``: reinforcement learning of a scorer with stable-baselines3.
+
+    python -m train.rl --env SetUnion27-v0 --algo ppo --agent joint --preset small \\
+        --timesteps 100000 --n-envs 8 --logdir runs --seed 0 [--action-mode key|subset]
+
+The policy is ``agents.sb3.ScorerPolicy``: the scorer's logits are the action logits. Every
+step of an env is a whole episode (one query, one answer), so the defaults are short
+rollouts and a few epochs over small minibatches, and the discount is irrelevant.
+
+The run directory (SB3's ``tensorboard_log`` layout: ``<logdir>/<run name>_1``) holds SB3's
+TensorBoard scalars (``rollout/ep_rew_mean``, ``train/...``) and ours (``eval/kl``,
+``eval/topk_overlap``, ``eval/entropy_bits``, from the evaluation harness every
+``--eval-every`` timesteps and at the end), ``checkpoint.pt`` in the supervised runs'
+format (so ``python -m eval`` and the report read it) and SB3's ``sb3_model.zip``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from tqdm import tqdm
+
+from agents.base import make_env
+from agents.checkpoint import CHECKPOINT, save_atomic, scorer_state
+from agents.sb3 import ScorerPolicy
+from eval import tags
+from eval.harness import score_eval_set, summarize
+from eval.sets import make_eval_set
+from train.config import TOKEN_MODES, argument_parser
+
+ALGOS = {"ppo": PPO, "a2c": A2C}
+ACTION_MODES = ("key", "subset")
+SB3_MODEL = "sb3_model.zip"
+
+
+@dataclass
+class RLConfig:
+    env: str = "SetUnion27-v0"
+    """Gymnasium id of the SET environment."""
+    algo: str = "ppo"
+    """ppo or a2c (stable-baselines3)."""
+    agent: str = "joint"
+    """Registered scorer name whose logits are the policy's action logits."""
+    dim: int | None = None
+    """Embedding dimension of agents that have one (contrastive); None: the agent's default."""
+    preset: str = "small"
+    """Agent size preset: small or paper."""
+    timesteps: int = 100_000
+    """Env steps in total; each is one query (one episode)."""
+    n_envs: int = 8
+    """Envs stepped together (SB3's make_vec_env)."""
+    logdir: str = "runs"
+    """Folder that holds the run directories."""
+    seed: int = 0
+    """Seed of the envs, the policy's initialisation and the sampling."""
+    action_mode: str = "key"
+    """key: pick one key, reward 1 if it is an answer. subset: pick a set of keys (one
+    Bernoulli per key), reward the Jaccard similarity with the answer."""
+    tokens: str = "card"
+    """Observation tokens of the env: card or attribute."""
+    agent_module: str | None = None
+    """A module to import first, which registers user scorers."""
+    n_steps: int = 64
+    """Steps per env in one rollout (a rollout holds n_steps * n_envs queries)."""
+    batch_size: int = 64
+    """PPO's minibatch size."""
+    n_epochs: int = 4
+    """PPO's passes over each rollout."""
+    lr: float = 3e-4
+    """Adam's learning rate."""
+    ent_coef: float = 0.0
+    """Entropy bonus (a positive value keeps the policy spread over the keys longer)."""
+    eval_every: int = 10_000
+    """Evaluate on the held-out set (and checkpoint) every this many timesteps, and at the end."""
+    eval_queries: int = 1024
+    """Size of the fixed held-out evaluation set (test split, size-weighted)."""
+    device: str = "cpu"
+    """cpu, cuda or cuda:N."""
+
+    def validate(self) -> None:
+        choices = {"algo": tuple(ALGOS), "action_mode": ACTION_MODES, "tokens": TOKEN_MODES}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        positive = ("timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "eval_every")
+        for name in positive + ("eval_queries",):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.dim is not None and self.dim <= 0:
+            raise ValueError(f"dim must be a positive integer, got {self.dim}")
+        if self.lr <= 0 or self.ent_coef < 0:
+            raise ValueError("lr must be > 0 and ent_coef >= 0")
+
+    @property
+    def env_kwargs(self) -> dict:
+        return {"tokens": self.tokens, "action_mode": self.action_mode}
+
+    def run_name(self) -> str:
+        """``<env>__<agent>[-d<dim>]__<algo>__s<seed>__<time>``, like supervised runs."""
+        agent = self.agent if self.dim is None else f"{self.agent}-d{self.dim}"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return f"{self.env}__{agent}__{self.algo}__s{self.seed}__{stamp}"
+
+
+class EvalCheckpointCallback(BaseCallback):
+    """Evaluates the policy's scorer through the harness every ``config.eval_every``
+    timesteps and at the end, logs ``eval/*`` into SB3's TensorBoard run and writes
+    ``checkpoint.pt``; also draws the progress bar."""
+
+    def __init__(self, config: RLConfig):
+        super().__init__()
+        self.config = config
+        self.eval_set = make_eval_set(
+            config.env, config.eval_queries, 0, env_kwargs=config.env_kwargs
+        )
+        self.next_eval = config.eval_every
+        self.metrics: dict[str, float] = {}
+
+    def _on_training_start(self) -> None:
+        self.run_dir = Path(self.logger.get_dir())
+        self.progress = tqdm(
+            total=self.locals["total_timesteps"],
+            desc=self.run_dir.name,
+            unit="step",
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+
+    def _on_step(self) -> bool:
+        self.progress.update(self.training_env.num_envs)
+        return True
+
+    def _on_rollout_start(self) -> None:
+        # Between an update and the next rollout: the weights are those of num_timesteps.
+        if self.num_timesteps >= self.next_eval:
+            self.next_eval += self.config.eval_every
+            self._evaluate()
+
+    def _on_training_end(self) -> None:
+        self._evaluate()
+        self.progress.close()
+
+    def _evaluate(self) -> None:
+        scorer = self.model.policy.scorer
+        self.metrics = summarize(score_eval_set(scorer, self.eval_set))
+        for name, value in self.metrics.items():
+            self.logger.record(tags.EVAL[name], value)
+        self.logger.dump(self.num_timesteps)  # SB3 would dump them a rollout later
+        self.progress.set_postfix(kl=f"{self.metrics['kl']:.4f}")
+        state = scorer_state(scorer, self.config.env, self.config.env_kwargs)
+        state.update(
+            step=self.num_timesteps,
+            objective=self.config.algo,
+            rl_config=dataclasses.asdict(self.config),
+            metrics=self.metrics,
+        )
+        save_atomic(state, self.run_dir / CHECKPOINT)
+
+
+def make_model(config: RLConfig):
+    """The SB3 algorithm with a ScorerPolicy on SB3's vec env of ``config.env``."""
+    make_env(config.env, **config.env_kwargs).close()  # a bad id or kwarg: a ValueError
+    envs = make_vec_env(
+        config.env, n_envs=config.n_envs, seed=config.seed, env_kwargs=config.env_kwargs
+    )
+    policy_kwargs = {
+        "agent": config.agent,
+        "env_id": config.env,
+        "env_kwargs": config.env_kwargs,
+        "preset": config.preset,
+        "agent_config": {} if config.dim is None else {"dim": config.dim},
+        "agent_module": config.agent_module,
+    }
+    algo_kwargs = {"n_steps": config.n_steps, "gamma": 1.0, "gae_lambda": 1.0}
+    if config.algo == "ppo":
+        algo_kwargs.update(batch_size=config.batch_size, n_epochs=config.n_epochs)
+    return ALGOS[config.algo](
+        ScorerPolicy,
+        envs,
+        learning_rate=config.lr,
+        ent_coef=config.ent_coef,
+        policy_kwargs=policy_kwargs,
+        tensorboard_log=config.logdir,
+        seed=config.seed,
+        device=config.device,
+        verbose=0,
+        **algo_kwargs,
+    )
+
+
+def train_rl(config: RLConfig | None = None, **overrides) -> dict:
+    """Train from Python: ``train_rl(env="SetClassic27-v0", timesteps=1024)``. Returns
+    {"run_dir", "timesteps", "mean_reward" (the last rollouts'), "kl", "topk_overlap",
+    "entropy_bits"}."""
+    config = dataclasses.replace(config or RLConfig(), **overrides)
+    config.validate()
+    model = make_model(config)
+    callback = EvalCheckpointCallback(config)
+    model.learn(config.timesteps, callback=callback, tb_log_name=config.run_name())
+    model.save(callback.run_dir / SB3_MODEL)
+    rewards = [episode["r"] for episode in model.ep_info_buffer]
+    return {
+        "run_dir": str(callback.run_dir),
+        "timesteps": model.num_timesteps,
+        "mean_reward": sum(rewards) / len(rewards) if rewards else None,
+        **callback.metrics,
+    }
+
+
+def main(argv=None) -> None:
+    parser = argument_parser(
+        RLConfig, "python -m train.rl", "Train a SET scorer as an SB3 policy (PPO or A2C)."
+    )
+    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    try:
+        result = train_rl(RLConfig(**given))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps(result))
+    print(f"TensorBoard: tensorboard --logdir {result['run_dir']}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

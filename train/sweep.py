@@ -47,11 +47,12 @@ class Recipe:
 _EIGHT_PAIRS = Recipe(2000, 0.4, 0.6, (("lr", "2e-3"), ("warmup", "100"), ("weight_decay", "0.1")))
 QUICK_RECIPES = {
     "Classic": Recipe(
-        700,
+        1000,
         options=(
             ("tokens", "attribute"),
             ("weight_decay", "0.3"),
             ("schedule", "noam"),
+            ("warmup", "50"),
             ("batch_size", "128"),
         ),
     ),

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from agents.base import make_env
 from agents.checkpoint import CHECKPOINT, load
 from eval import reference
+from eval.figures import pyplot, save
 from eval.metrics import kl_to_uniform_positives
 from eval.sets import draw_eval_set
 from set_env import rules
@@ -142,7 +143,7 @@ def subsets(
 
 def plot_subsets(result: dict, path: Path) -> None:
     """The distinct count against the draws, beside every-draw-distinct and the study's."""
-    plt = _plt()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6, 4))
     if result["exact"]:
         axes.axhline(result["log2"], color="tab:blue", label=f"exact: 2^{result['log2']:.2f}")
@@ -159,7 +160,7 @@ def plot_subsets(result: dict, path: Path) -> None:
     axes.set_ylabel("log2(distinct answer subsets)")
     axes.set_title(result["env"])
     axes.legend(fontsize=8)
-    _save(plt, figure, path)
+    save(figure, path)
 
 
 def _study_log2(env_id: str) -> float | None:
@@ -312,7 +313,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 def plot_rank_table(rows: list[dict], path: Path) -> None:
     """Rank against the number of keys, one line per game, beside rank = keys."""
-    plt = _plt()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6, 4))
     styles = {"classic": "o-", "wildcard": "s--", "shared": "^-"}  # classic, wildcard overlap
     for game, style in styles.items():
@@ -324,19 +325,19 @@ def plot_rank_table(rows: list[dict], path: Path) -> None:
     axes.set_xlabel("keys (cards in the deck)")
     axes.set_ylabel("rank of the query x key matrix")
     axes.legend(fontsize=8)
-    _save(plt, figure, path)
+    save(figure, path)
 
 
 def plot_rank_matrix(game: str, attributes: int, values: int, path: Path) -> None:
     """The distinct answers as a 0/1 image, one row each."""
     matrix, _ = query_key_matrix(game, attributes, values)
-    plt = _plt()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6, 1.5 + min(8, 0.05 * len(matrix))))
     axes.imshow(matrix, aspect="auto", cmap="Greys", interpolation="nearest")
     axes.set_xlabel("key")
     axes.set_ylabel("distinct answer")
     axes.set_title(f"{game} on {attributes}x{values}: rank {exact_rank(matrix)}")
-    _save(plt, figure, path)
+    save(figure, path)
 
 
 # --- pmi -----------------------------------------------------------------------------------
@@ -462,7 +463,7 @@ def pmi(
 
 def plot_pmi(tables: dict, path: Path) -> None:
     """Heat maps: each dataset's p, its normalised PMI ratio and the three learned tables."""
-    plt = _plt()
+    plt = pyplot()
     columns = ("p", "pmi", *PMI_OBJECTIVES)
     figure, grid = plt.subplots(
         len(tables), len(columns), figsize=(2.4 * len(columns), 2.6 * len(tables)), squeeze=False
@@ -477,9 +478,7 @@ def plot_pmi(tables: dict, path: Path) -> None:
         row[0].set_ylabel("x")
     for axes in grid[-1]:
         axes.set_xlabel("y")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path, dpi=110)
 
 
 # --- free embedding ------------------------------------------------------------------------
@@ -599,7 +598,7 @@ def sweep_kls(folder: Path, env_id: str) -> dict[int, float]:
 
 def plot_free_embedding(result: dict, path: Path, sweep: dict | None = None) -> None:
     """Best KL against d, the 0.01 threshold, and (with a sweep) the trained models' KL."""
-    plt = _plt()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6, 4))
     dims = sorted(result["dims"])
     floor = 1e-6  # a KL of 0 still shows on the log axis
@@ -615,25 +614,10 @@ def plot_free_embedding(result: dict, path: Path, sweep: dict | None = None) -> 
     axes.set_ylabel("KL (nats)")
     axes.set_title(f"{result['env']}: critical dim {result['critical_dim']}")
     axes.legend(fontsize=8)
-    _save(plt, figure, path)
+    save(figure, path)
 
 
 # --- figures and the command line ----------------------------------------------------------
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(plt, figure, path: Path) -> None:
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def parse_ints(text: str, name: str) -> list[int]:

@@ -25,6 +25,7 @@ import torch
 
 from agents.checkpoint import CHECKPOINT, load_scorer
 from eval import reference
+from eval.figures import pyplot, save
 from eval.harness import report, score_eval_set
 from eval.sets import make_eval_set
 
@@ -128,24 +129,8 @@ def _sorted_runs(results: list[Result], env: str) -> list[Result]:
     return sorted((r for r in results if r.env == env), key=lambda r: _model_order(r.label))
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(plt, figure, axes, path: Path) -> None:
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
 def figure_vs_subsets(results: list[Result], metric: str, path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
     by_model: dict[str, list] = {}
     for r in results:
@@ -160,7 +145,8 @@ def figure_vs_subsets(results: list[Result], metric: str, path: Path) -> None:
     name = {"kl": "KL (nats)", "topk_overlap": "top-K overlap"}[metric]
     axes.set_ylabel(name)
     axes.set_title(f"{name} against the number of answer subsets a game needs")
-    _save(plt, figure, axes, path)
+    axes.legend(fontsize=8)
+    save(figure, path)
 
 
 def figure_entropy(results: list[Result], queries: int, path: Path) -> None:
@@ -169,7 +155,7 @@ def figure_entropy(results: list[Result], queries: int, path: Path) -> None:
     )
     if not union:
         return
-    plt = _plt()
+    plt = pyplot()
     eval_set = make_eval_set("SetUnion27-v0", queries)
     ideal = float(np.log2(eval_set.positives.sum(axis=1)).mean())
     figure, axes = plt.subplots(figsize=(6, 4))
@@ -185,7 +171,8 @@ def figure_entropy(results: list[Result], queries: int, path: Path) -> None:
     axes.set_xlabel("contrastive dim")
     axes.set_ylabel("mean prediction entropy (bits)")
     axes.set_title("SetUnion27-v0")
-    _save(plt, figure, axes, path)
+    axes.legend(fontsize=8)
+    save(figure, path)
 
 
 def figure_example(results: list[Result], queries: int, path: Path) -> None:
@@ -195,7 +182,7 @@ def figure_example(results: list[Result], queries: int, path: Path) -> None:
     from set_env import Deck, parse_query
     from set_env.render import render_rgb
 
-    plt = _plt()
+    plt = pyplot()
     eval_set = make_eval_set("SetUnion27-v0", queries)
     query = parse_query(eval_set.texts[0], Deck(3, 3))
     rows = 1 + len(union) + 1
@@ -217,9 +204,7 @@ def figure_example(results: list[Result], queries: int, path: Path) -> None:
         axes.set_ylabel(label, rotation=0, ha="right", fontsize=8)
         axes.set_xticks([])
         axes.set_ylim(0, max(0.2, float(max(probabilities)) * 1.1))
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save(figure, path, dpi=110)
 
 
 @torch.no_grad()

@@ -1,0 +1,23 @@
+"""Matplotlib for the report and the analysis tools: headless, one way to save a figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (no display needed), imported on first use so
+    that the harness and the CLIs that draw nothing never pay for it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(figure, path: str | Path, dpi: int = 120) -> None:
+    """Lay out, write the PNG and free the figure."""
+    figure.tight_layout()
+    figure.savefig(path, dpi=dpi)
+    pyplot().close(figure)

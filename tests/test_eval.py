@@ -86,6 +86,12 @@ class LookupScorer(nn.Module):
         return self.bias.expand(len(tokens), -1)
 
 
+def test_evaluate_is_the_packages_api():
+    import eval
+
+    assert eval.evaluate is evaluate
+
+
 def test_evaluate_accepts_any_scorer_and_repeats_itself():
     built_in = agents.make("contrastive", "SetClassic27-v0", d_model=32, n_layers=1, n_heads=2)
     first = evaluate(built_in, "SetClassic27-v0", queries=128)

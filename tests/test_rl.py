@@ -130,6 +130,18 @@ def test_eval_cli_reads_an_rl_checkpoint(tmp_path, small_agents, capsys):
     assert 0 <= output["topk_overlap"] <= 1
 
 
+def test_the_report_reads_an_rl_run_like_any_other(tmp_path, small_agents):
+    from eval.report import collect
+
+    result = train_rl(tiny(tmp_path))
+    (found,) = collect(tmp_path, queries=64)
+    assert (found.env, found.agent, str(found.run_dir)) == (
+        "SetWildcard27-v0",
+        "classifier",
+        result["run_dir"],
+    )
+
+
 def test_eval_scalars_join_sb3s_tensorboard_run(tmp_path, small_agents):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -200,6 +200,6 @@ def test_ppo_learns_classic_within_a_cpu_minute(tmp_path):
 
 
 def test_make_model_uses_sb3s_vec_env(tmp_path, small_agents):
-    model = make_model(tiny(tmp_path, n_envs=3))
-    assert model.get_env().num_envs == 3 and isinstance(model.policy, ScorerPolicy)
+    model = make_model(tiny(tmp_path, n_envs=2))
+    assert model.get_env().num_envs == 2 and isinstance(model.policy, ScorerPolicy)
     assert np.issubdtype(model.observation_space.dtype, np.integer)

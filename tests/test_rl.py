@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from stable_baselines3 import PPO
-from torch import nn
+from user_scorer import BagScorer
 
 import agents
 from agents.base import make_env
@@ -16,22 +16,6 @@ from agents.sb3 import ScorerPolicy
 from eval.__main__ import main as eval_cli
 from train.rl import SB3_MODEL, RLConfig, make_model, train_rl
 from train.rl import main as rl_cli
-
-TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64)
-
-
-@agents.register("bag_policy_test")
-class BagScorer(nn.Module):
-    """A user architecture registered from this file: a bag of token embeddings."""
-
-    def __init__(self, env, width: int = 8):
-        super().__init__()
-        spec = agents.ScorerSpec.of(env)
-        self.embed = nn.EmbeddingBag(spec.vocab_size, width, mode="mean", padding_idx=0)
-        self.out = nn.Linear(width, spec.n_keys)
-
-    def forward(self, tokens):
-        return self.out(self.embed(tokens))  # (B, n_keys)
 
 
 def tiny(tmp_path, **overrides) -> RLConfig:
@@ -49,13 +33,6 @@ def tiny(tmp_path, **overrides) -> RLConfig:
     )
     values.update(overrides)
     return RLConfig(**values)
-
-
-@pytest.fixture
-def small_agents(monkeypatch):
-    for name in ("contrastive", "joint", "classifier"):
-        config_type = agents.scorer_class(name).Config
-        monkeypatch.setitem(config_type.presets, "small", {**config_type.presets["small"], **TINY})
 
 
 def policy_for(env_id: str, agent: str, **env_kwargs) -> ScorerPolicy:
@@ -155,7 +132,7 @@ def test_eval_scalars_join_sb3s_tensorboard_run(tmp_path, small_agents):
 
 
 def test_user_registered_scorer_as_policy(tmp_path, capsys):
-    arguments = ["--agent", "bag_policy_test", "--env", "SetWildcard27-v0", "--timesteps", "64"]
+    arguments = ["--agent", "bag_test_scorer", "--env", "SetWildcard27-v0", "--timesteps", "64"]
     arguments += ["--n-envs", "2", "--n-steps", "16", "--batch-size", "16", "--eval-queries", "64"]
     rl_cli(arguments + ["--action-mode", "subset", "--logdir", str(tmp_path)])
     output = json.loads(capsys.readouterr().out)

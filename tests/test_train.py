@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
+import user_scorer
+from user_scorer import BagScorer
 
 import agents
 from agents.base import make_env
@@ -19,8 +20,6 @@ from train.__main__ import main as cli
 from train.config import TrainConfig
 from train.data import Curriculum, QueryStream
 from train.trainer import NonFiniteLoss, Trainer, train
-
-TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64)
 
 
 def tiny_config(tmp_path, **overrides) -> TrainConfig:
@@ -40,26 +39,7 @@ def tiny_config(tmp_path, **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
-@agents.register("tiny_test_scorer")
-class TinyScorer(nn.Module):
-    """A user architecture registered from this file: a bag of token embeddings."""
-
-    def __init__(self, env, width: int = 8):
-        super().__init__()
-        spec = agents.ScorerSpec.of(env)
-        self.embed = nn.EmbeddingBag(spec.vocab_size, width, mode="mean", padding_idx=0)
-        self.out = nn.Linear(width, spec.n_keys)
-
-    def forward(self, tokens):
-        return self.out(self.embed(tokens))  # (B, n_keys)
-
-
-@pytest.fixture(autouse=True)
-def small_agents(monkeypatch):
-    """Shrink the small presets so every smoke run takes a fraction of a second."""
-    for name in ("contrastive", "joint", "classifier"):
-        config_type = agents.scorer_class(name).Config
-        monkeypatch.setitem(config_type.presets, "small", {**config_type.presets["small"], **TINY})
+pytestmark = pytest.mark.usefixtures("small_agents")
 
 
 @pytest.mark.parametrize("agent", ["contrastive", "joint", "classifier"])
@@ -160,18 +140,18 @@ def test_noam_schedule_and_grad_clip(tmp_path):
 
 
 def test_custom_agent_through_python_and_cli(tmp_path, capsys):
-    result = train(tiny_config(tmp_path, agent="tiny_test_scorer"))
-    assert load(result["run_dir"])["agent"] == "tiny_test_scorer"
+    result = train(tiny_config(tmp_path, agent="bag_test_scorer"))
+    assert load(result["run_dir"])["agent"] == "bag_test_scorer"
     scorer, _ = load_scorer(result["run_dir"])
-    assert isinstance(scorer, TinyScorer)
+    assert isinstance(scorer, BagScorer)
     cli(
         [
             "--env",
             "SetClassic27-v0",
             "--agent",
-            "tiny_test_scorer",
+            "bag_test_scorer",
             "--agent-module",
-            __name__,
+            user_scorer.__name__,
             "--objective",
             "soft-ce",
             "--steps",
@@ -241,7 +221,7 @@ def test_resume_refuses_another_env_and_corrupt_files(tmp_path, capsys):
 
 def test_an_objective_the_agent_cannot_serve(tmp_path):
     @agents.register("ce_only_test_scorer")
-    class CeOnly(TinyScorer):
+    class CeOnly(BagScorer):
         objectives = ("ce",)
 
     with pytest.raises(ValueError, match="cannot be trained with 'infonce'"):

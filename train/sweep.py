@@ -5,6 +5,8 @@
         [--agents contrastive,joint,classifier] [--steps N] [--jobs N] [--dry-run]
 
 Every run is a normal run directory under DIR (``python -m train`` with ``--logdir DIR``).
+The quick preset trains each game with the fastest CPU set-up measured (``QUICK_RECIPES``);
+the paper preset with the study's settings.
 The sweep is resumable: a finished run is skipped and an unfinished one resumed from its
 checkpoint. Each run's command is printed, so a cluster scheduler can run them instead.
 """

@@ -6,6 +6,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import time
 import typing
 from dataclasses import dataclass
 
@@ -73,28 +74,46 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad argument and what is allowed."""
-        choices = {
-            "objective": OBJECTIVES,
-            "precision": PRECISIONS,
-            "schedule": SCHEDULES,
-            "tokens": TOKEN_MODES,
-            "eval_distribution": ("size_weighted", "uniform"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        positive = ("steps", "batch_size", "eval_every", "eval_queries", "log_every")
+        check_choices(
+            self,
+            {
+                "objective": OBJECTIVES,
+                "precision": PRECISIONS,
+                "schedule": SCHEDULES,
+                "tokens": TOKEN_MODES,
+                "eval_distribution": ("size_weighted", "uniform"),
+            },
+        )
+        check_at_least_one(self, ("steps", "batch_size", "eval_every", "eval_queries", "log_every"))
         if self.curriculum < 0:
             raise ValueError(f"curriculum must be >= 0 steps, got {self.curriculum}")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.dim is not None and self.dim <= 0:
             raise ValueError(f"dim must be a positive integer, got {self.dim}")
         if self.lr <= 0 or self.warmup < 0 or self.grad_clip < 0:
             raise ValueError("lr must be > 0, warmup >= 0 and grad_clip >= 0")
         if self.objective == "infonce" and self.batch_size < 2:
             raise ValueError("infonce needs batch_size >= 2 (it contrasts the batch's keys)")
+
+
+def check_choices(config, choices: dict[str, tuple]) -> None:
+    """ValueError for the first field of ``config`` whose value is not among its choices."""
+    for name, allowed in choices.items():
+        if getattr(config, name) not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {getattr(config, name)!r}")
+
+
+def check_at_least_one(config, names) -> None:
+    """ValueError for the first of the named fields of ``config`` below 1."""
+    for name in names:
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+
+
+def run_name(env: str, agent: str, dim: int | None, method: str, seed: int) -> str:
+    """``<env>__<agent>-d<dim>__<method>__s<seed>__<time>`` (no ``-d`` without a dim): the
+    run directories of supervised (method: the objective) and RL (the algorithm) runs."""
+    agent = agent if dim is None else f"{agent}-d{dim}"
+    return f"{env}__{agent}__{method}__s{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def field_docs(cls: type) -> dict[str, str]:

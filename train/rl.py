@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +33,13 @@ from agents.sb3 import ScorerPolicy
 from eval import tags
 from eval.harness import score_eval_set, summarize
 from eval.sets import make_eval_set
-from train.config import TOKEN_MODES, argument_parser
+from train.config import (
+    TOKEN_MODES,
+    argument_parser,
+    check_at_least_one,
+    check_choices,
+    run_name,
+)
 
 ALGOS = {"ppo": PPO, "a2c": A2C}
 ACTION_MODES = ("key", "subset")
@@ -86,14 +91,11 @@ class RLConfig:
     """cpu, cuda or cuda:N."""
 
     def validate(self) -> None:
-        choices = {"algo": tuple(ALGOS), "action_mode": ACTION_MODES, "tokens": TOKEN_MODES}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        check_choices(
+            self, {"algo": tuple(ALGOS), "action_mode": ACTION_MODES, "tokens": TOKEN_MODES}
+        )
         positive = ("timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "eval_every")
-        for name in positive + ("eval_queries",):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_at_least_one(self, positive + ("eval_queries",))
         if self.dim is not None and self.dim <= 0:
             raise ValueError(f"dim must be a positive integer, got {self.dim}")
         if self.lr <= 0 or self.ent_coef < 0:
@@ -105,9 +107,7 @@ class RLConfig:
 
     def run_name(self) -> str:
         """``<env>__<agent>[-d<dim>]__<algo>__s<seed>__<time>``, like supervised runs."""
-        agent = self.agent if self.dim is None else f"{self.agent}-d{self.dim}"
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        return f"{self.env}__{agent}__{self.algo}__s{self.seed}__{stamp}"
+        return run_name(self.env, self.agent, self.dim, self.algo, self.seed)
 
 
 class EvalCheckpointCallback(BaseCallback):

@@ -24,7 +24,7 @@ from agents.checkpoint import CHECKPOINT, load, save_atomic, scorer_state
 from eval import tags
 from eval.harness import score_eval_set, summarize
 from eval.sets import make_eval_set
-from train.config import TrainConfig
+from train.config import TrainConfig, run_name
 from train.data import Curriculum, QueryStream
 from train.objectives import make_objective
 
@@ -33,13 +33,6 @@ AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite; the run stopped and its checkpoint is the last good."""
-
-
-def run_name(config: TrainConfig, dim: int | None) -> str:
-    """``<env>__<agent>-d<dim>__<objective>__s<seed>__<time>`` (no ``-d`` without a dim)."""
-    agent = config.agent if dim is None else f"{config.agent}-d{dim}"
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return f"{config.env}__{agent}__{config.objective}__s{config.seed}__{stamp}"
 
 
 def lr_factor(schedule: str, warmup: int, total: int):
@@ -173,7 +166,9 @@ class Trainer:
             self._restore(self.resumed)
             self.run_dir = Path(config.resume)
         else:
-            self.run_dir = Path(config.logdir) / run_name(config, self.dim)
+            self.run_dir = Path(config.logdir) / run_name(
+                config.env, config.agent, self.dim, config.objective, config.seed
+            )
         self.model = self.scorer
         if config.compile:
             self.model = torch.compile(self.model)

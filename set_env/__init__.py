@@ -8,7 +8,7 @@ from gymnasium.envs.registration import register
 
 from set_env.deck import Deck
 from set_env.env import SetEnv
-from set_env.games import GAMES, Game, QueryBatch, make_game
+from set_env.games import GAMES, GENERATOR_VERSION, Game, QueryBatch, make_game
 from set_env.query import Query, Term, parse_query
 from set_env.vector_env import SetVectorEnv
 from set_env.vocab import Vocab, is_test_query
@@ -44,6 +44,7 @@ __all__ = [
     "DECKS",
     "ENV_IDS",
     "GAMES",
+    "GENERATOR_VERSION",
     "Deck",
     "Game",
     "Query",

@@ -15,6 +15,8 @@ from functools import cached_property
 
 import numpy as np
 
+from set_env.checks import excerpt, is_int
+
 DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 WILDCARD = "*"
 MAX_KEYS = 4096
@@ -42,12 +44,18 @@ class Deck:
     def __post_init__(self):
         a, v = self.n_attributes, self.n_values
         if not is_int(a) or a < 1:
-            raise ValueError(f"n_attributes must be an integer >= 1, got {a!r}")
+            raise ValueError(f"n_attributes must be an integer >= 1, got {excerpt(a)}")
         if not is_int(v) or not 3 <= v <= len(DIGITS):
-            raise ValueError(f"n_values must be an integer from 3 to {len(DIGITS)}, got {v!r}")
-        if v**a > MAX_KEYS:
             raise ValueError(
-                f"n_values ** n_attributes must be at most {MAX_KEYS} cards, got {v}**{a} = {v**a}"
+                f"n_values must be an integer from 3 to {len(DIGITS)}, got {excerpt(v)}"
+            )
+        # v >= 3 > 2, so past MAX_KEYS.bit_length() attributes there are too many cards:
+        # the check must not compute v ** a for a huge a.
+        if a >= MAX_KEYS.bit_length() or v**a > MAX_KEYS:
+            cards = f" = {v**a}" if a < MAX_KEYS.bit_length() else ""
+            raise ValueError(
+                f"n_values ** n_attributes must be at most {MAX_KEYS} cards, "
+                f"got {v}**{excerpt(a)}{cards}"
             )
 
     @property
@@ -95,11 +103,11 @@ class Deck:
 
     def card_id(self, text: str) -> int:
         """The card id of a card text; ``ValueError`` if it is not a card of this deck."""
-        card = self._card_ids.get(text)
+        card = self._card_ids.get(text) if isinstance(text, str) else None
         if card is None:
             raise ValueError(
-                f"card {text!r} is not a card of the {self.n_values}x{self.n_attributes} deck: "
-                f"expected {self.n_attributes} characters, each one of "
+                f"card {excerpt(text)} is not a card of the {self.n_values}x{self.n_attributes} "
+                f"deck: expected {self.n_attributes} characters, each one of "
                 f"{DIGITS[: self.n_values]!r} or {WILDCARD!r}"
             )
         return card
@@ -124,10 +132,6 @@ class Deck:
     def describe(self, card: int) -> str:
         """A card id in words, e.g. ``"red solid any shape"``."""
         return " ".join(self.value_name(j, x) for j, x in enumerate(self.card_values[card]))
-
-
-def is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

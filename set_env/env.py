@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import inspect
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from set_env.checks import (
+    check_choice,
+    check_no_unknown,
+    check_reset_options,
+    check_seed,
+    excerpt,
+    is_int,
+)
 from set_env.deck import Deck
 from set_env.games import Game, QueryBatch, check_split, make_game
-from set_env.query import parse_query, vocab
+from set_env.query import Query, parse_query, vocab
 from set_env.vocab import TOKEN_MODES
 
 ACTION_MODES = ("key", "subset")
 RENDER_MODES = ("ansi", "rgb_array")
+RESET_OPTIONS = ("query",)
 _BLOCK = 256  # queries drawn at once; a reset then costs a slice, not a numpy pipeline
 
 
@@ -81,12 +92,16 @@ class SetEnv(gym.Env):
 
     * `game`: one of `classic`, `wildcard`, `union`, `symdiff`, `shatter`, `shared`.
     * `n_attributes`, `n_values`: the deck (3, 3 = 27 cards; 4, 3 = 81).
-    * `n_pairs`: pairs in a `union` or `symdiff` query (default 8).
+    * `n_pairs`: pairs in a `union` or `symdiff` query (default 8, at most `MAX_PAIRS`,
+      256).
     * `split`: `"train"` (default), `"test"` (the ~10% held out by a hash of the query) or
       `None` (all queries).
     * `action_mode`: `"key"` (default) or `"subset"`.
     * `tokens`: `"card"` (default) or `"attribute"`.
     * `render_mode`: `None`, `"ansi"` or `"rgb_array"`.
+
+    Any other keyword argument, or a bad value of one of these, is a `ValueError` that
+    names it and what is allowed. `reset` takes `options=None` or `{"query": text}`.
 
     ## Version History
 
@@ -105,14 +120,13 @@ class SetEnv(gym.Env):
         action_mode: str = "key",
         tokens: str = "card",
         render_mode: str | None = None,
+        **unknown,
     ):
+        check_no_unknown(unknown, keyword_names(SetEnv.__init__))
         self.deck = Deck(n_attributes, n_values)
         self.game: Game = make_game(game, self.deck, n_pairs)
         self.split, self.action_mode, self.tokens = _check_options(split, action_mode, tokens)
-        if render_mode is not None and render_mode not in RENDER_MODES:
-            raise ValueError(
-                f"render_mode must be one of {RENDER_MODES} or None, got {render_mode!r}"
-            )
+        check_choice("render_mode", render_mode, (*RENDER_MODES, None))
         self.render_mode = render_mode
         self.vocab = vocab(self.deck, tokens).tokens
         self.observation_space, self.action_space = make_spaces(self.game, action_mode, tokens)
@@ -124,10 +138,12 @@ class SetEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         """Start an episode: the next query, or ``options={"query": text}`` to pose one."""
+        options = check_reset_options(options, RESET_OPTIONS)
+        seed = check_seed(seed, optional=True)
         super().reset(seed=seed)
         if seed is not None:
             self._index = _BLOCK  # a new seed must not serve queries drawn before it
-        if options and "query" in options:
+        if "query" in options:
             self._query = self._posed(options["query"])
         else:
             self._query = self._next_query()
@@ -163,15 +179,7 @@ class SetEnv(gym.Env):
         return self._block.tokens[i], self._block.positives[i], self._texts[i], self._sizes[i]
 
     def _posed(self, text: str):
-        query = parse_query(text, self.deck)
-        tokens = query.tokens(self.tokens)
-        width = self.observation_space.shape[0]
-        if len(tokens) > width:
-            raise ValueError(
-                f"options['query'] needs {len(tokens)} tokens; this env's observations hold {width}"
-            )
-        observation = np.zeros(width, dtype=np.int64)
-        observation[: len(tokens)] = tokens
+        query, observation = pose_query(text, self.game, self.tokens, "options['query']")
         return observation, query.positives, query.text, query.n_positives
 
     def render(self):
@@ -202,6 +210,38 @@ def render_ansi(query, chosen=None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pose_query(text, game: Game, tokens: str, where: str) -> tuple[Query, np.ndarray]:
+    """A posed query text -> the query and its observation, padded to the env's width;
+    ``ValueError`` (naming ``where`` the text came from) if it does not parse or fit."""
+    if not isinstance(text, str):
+        raise ValueError(f"{where} must be a query text (a str), got {excerpt(text)}")
+    width = game.max_len(tokens)
+    # A card token is at most n_attributes + 2 characters of text ("(c1 "), a special at
+    # most 3 (" | "), so a longer text cannot fit: refuse it before parsing megabytes.
+    most_chars = (game.deck.n_attributes + 2) * width
+    if len(text) > most_chars:
+        raise ValueError(
+            f"{where} is {len(text)} characters long: no query that fits this env's "
+            f"observations of {width} tokens has more than {most_chars}"
+        )
+    query = parse_query(text, game.deck)
+    query_tokens = query.tokens(tokens)
+    if len(query_tokens) > width:
+        raise ValueError(
+            f"{where} needs {len(query_tokens)} tokens; this env's observations hold {width}"
+        )
+    observation = np.zeros(width, dtype=np.int64)
+    observation[: len(query_tokens)] = query_tokens
+    return query, observation
+
+
+def keyword_names(function) -> tuple[str, ...]:
+    """The keyword arguments ``function`` names (its ``**unknown`` catch left out)."""
+    parameters = inspect.signature(function).parameters.values()
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return tuple(p.name for p in parameters if p.kind in named and p.name != "self")
+
+
 def make_spaces(game: Game, action_mode: str, tokens: str) -> tuple[spaces.Box, spaces.Space]:
     """The observation and action spaces of one environment."""
     size = len(vocab(game.deck, tokens))
@@ -213,28 +253,40 @@ def make_spaces(game: Game, action_mode: str, tokens: str) -> tuple[spaces.Box, 
 
 def _check_options(split, action_mode, tokens):
     check_split(split)
-    if action_mode not in ACTION_MODES:
-        raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
-    if tokens not in TOKEN_MODES:
-        raise ValueError(f"tokens must be one of {TOKEN_MODES}, got {tokens!r}")
+    check_choice("action_mode", action_mode, ACTION_MODES)
+    check_choice("tokens", tokens, TOKEN_MODES)
     return split, action_mode, tokens
 
 
 def _check_key(action, n_keys: int) -> int:
-    if isinstance(action, (int, np.integer)) and 0 <= action < n_keys:
+    if is_int(action) and 0 <= action < n_keys:
         return int(action)
-    if np.ndim(action) != 0 or not np.issubdtype(np.asarray(action).dtype, np.integer):
-        raise ValueError(f"action must be an integer key id in [0, {n_keys}), got {action!r}")
-    key = int(action)
+    # A 0-d integer array is a key id too; a bool (True == 1) is not.
+    array = as_array(action, "action")
+    if array.ndim != 0 or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(
+            f"action must be an integer key id in [0, {n_keys}) (not a bool), got {excerpt(action)}"
+        )
+    key = int(array)
     if not 0 <= key < n_keys:
         raise ValueError(f"action must be a key id in [0, {n_keys}), got {key}")
     return key
 
 
 def _check_selection(action, n_keys: int) -> np.ndarray:
-    selection = np.asarray(action)
-    if selection.shape != (n_keys,) or not np.isin(selection, (0, 1)).all():
+    selection = as_array(action, "action")
+    if selection.shape != (n_keys,):
         raise ValueError(
             f"action must be a 0/1 selection of shape ({n_keys},), got shape {selection.shape}"
         )
+    if not np.isin(selection, (0, 1)).all():
+        raise ValueError(f"action must be a 0/1 selection, got {excerpt(selection)}")
     return selection
+
+
+def as_array(value, argument: str) -> np.ndarray:
+    """``np.asarray`` with its failures (ragged lists, odd objects) as a ``ValueError``."""
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{argument} must be array-like, got {excerpt(value)}") from error

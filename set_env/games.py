@@ -16,7 +16,8 @@ from typing import NamedTuple
 import numpy as np
 
 from set_env import rules
-from set_env.deck import Deck, is_int
+from set_env.checks import check_choice, excerpt, is_int
+from set_env.deck import Deck
 from set_env.query import Query, text_formatter, vocab
 from set_env.vocab import (
     CARD0,
@@ -32,7 +33,15 @@ from set_env.vocab import (
     position_weights,
 )
 
+# Bump whenever the sampling code changes which queries a seed draws: evaluation-set caches
+# are keyed by it, and a stale cache would otherwise serve queries the code no longer draws.
+GENERATOR_VERSION = 1
+
 SPLITS = ("train", "test", None)
+MAX_PAIRS = 256  # pairs in a union or symdiff query: 3 * 256 - 1 tokens is already long
+# Cells (query x token or key) one sample() returns, or one enumerate() computes (query x
+# key x attribute): 2**28 bound the arrays to a few GiB, and refuse before any work.
+MAX_CELLS = 1 << 28
 _MAX_DRAW = 1 << 13  # candidates drawn at once: keeps the work in cache
 _CHUNK_CELLS = 1 << 26  # bound on (candidate, card, key, attribute) cells computed at once
 _MAX_TABLE = 1 << 22  # entries of a game's lookup table of pair draws
@@ -127,12 +136,26 @@ class Game(ABC):
 
         With ``size_weighted`` a query's probability is proportional to its answer size,
         which makes (query, positive key) pairs uniform: the study's training distribution.
-        Queries with an empty answer are always redrawn.
+        Queries with an empty answer are always redrawn. ``n`` is at most
+        ``max_sample(tokens)``: ``MAX_CELLS`` bounds the output, and a larger ``n`` is a
+        ``ValueError`` before any work.
         """
         if not is_int(n) or n < 0:
-            raise ValueError(f"n must be an integer >= 0, got {n!r}")
+            raise ValueError(f"n must be an integer >= 0, got {excerpt(n)}")
         check_split(split)
         vocab(self.deck, tokens)  # validates the token mode before any work
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng must be a numpy.random.Generator, got {excerpt(rng)}")
+        if not isinstance(size_weighted, (bool, np.bool_)):
+            raise ValueError(f"size_weighted must be a bool, got {excerpt(size_weighted)}")
+        n = int(n)  # a Python int: the cell count below must not overflow int64
+        if n > self.max_sample(tokens):
+            raise ValueError(
+                f"n={excerpt(n)} queries of {self!r} need n * (max_len + n_keys) = "
+                f"{excerpt(n * self._cells_per_query(tokens))} cells, more than "
+                f"MAX_CELLS = {MAX_CELLS}: n must be at most {self.max_sample(tokens)} "
+                f"for this game and tokens={tokens!r}"
+            )
         chunk = self._chunk_size
         kept_tokens, kept_answers, kept_sizes = [], [], []
         # The split's share of queries: a fixed first guess keeps the draws reproducible.
@@ -160,6 +183,14 @@ class Game(ABC):
         sizes = np.concatenate(kept_sizes)[:n]
         return self._batch(np.concatenate(kept_tokens)[:n], positives, tokens, sizes)
 
+    def max_sample(self, tokens: str = "card") -> int:
+        """The most queries one ``sample`` returns in a token mode (``MAX_CELLS`` bounds it)."""
+        return MAX_CELLS // self._cells_per_query(tokens)
+
+    def _cells_per_query(self, tokens: str) -> int:
+        """A sampled query's tokens and answer: (max_len,) tokens and (n_keys,) positives."""
+        return self.max_len(tokens) + self.deck.n_keys
+
     @cached_property
     def _chunk_size(self) -> int:
         """Candidates drawn at once: cache-sized, and smaller where each costs more."""
@@ -174,13 +205,24 @@ class Game(ABC):
             f"not {self.name!r}"
         )
 
+    def _check_enumerable(self, n_candidates: int, split, tokens: str) -> None:
+        """Fail before any work where listing ``n_candidates`` queries would not fit."""
+        check_split(split)
+        deck = self.deck
+        per_query = deck.n_keys * deck.n_attributes + self.max_len(tokens)  # validates tokens
+        if n_candidates * per_query > MAX_CELLS:
+            raise ValueError(
+                f"enumerate() of {self!r} would compute {n_candidates} queries x "
+                f"(n_keys * n_attributes + max_len) = {n_candidates * per_query} cells, "
+                f"more than MAX_CELLS = {MAX_CELLS}: the deck is too large to list every query"
+            )
+
     def _batch(self, card_tokens, positives, tokens: str, sizes=None) -> QueryBatch:
         token_ids = vocab(self.deck, tokens).from_card_tokens(card_tokens, self.max_len(tokens))
         sizes = positives.sum(axis=1) if sizes is None else sizes
         return QueryBatch(self, card_tokens, positives, sizes, token_ids)
 
     def _enumerated(self, candidates: Candidates, split, tokens) -> QueryBatch:
-        check_split(split)
         every = np.ones(len(candidates.answers), dtype=bool)
         card_tokens, first = np.unique(candidates.card_tokens(every), axis=0, return_index=True)
         positives = rules.unpack(candidates.answers[first], self.deck.n_keys)
@@ -191,8 +233,7 @@ class Game(ABC):
 
 
 def check_split(split) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    check_choice("split", split, SPLITS)
 
 
 class _PairGame(Game):
@@ -283,6 +324,7 @@ class _PairGame(Game):
 
     def _enumerate_draws(self, split, tokens) -> QueryBatch:
         """Every query of a one-pair game: every draw, duplicates (swaps) removed."""
+        self._check_enumerable(self._n_draws, split, tokens)
         draws = np.arange(self._n_draws)[:, None]
         no_ops = np.empty((self._n_draws, 0), dtype=np.int64)
         return self._enumerated(self._rows(draws, no_ops), split, tokens)
@@ -338,8 +380,11 @@ class UnionGame(_PairGame):
         super().__init__(deck, n_pairs)
         if n_pairs is None:
             n_pairs = 8
-        if not is_int(n_pairs) or n_pairs < 1:
-            raise ValueError(f"n_pairs must be an integer >= 1, got {n_pairs!r}")
+        if not is_int(n_pairs) or not 1 <= n_pairs <= MAX_PAIRS:
+            raise ValueError(
+                f"n_pairs must be an integer from 1 to MAX_PAIRS = {MAX_PAIRS}, "
+                f"got {excerpt(n_pairs)}"
+            )
         self.n_pairs = int(n_pairs)
 
     def __repr__(self) -> str:
@@ -430,7 +475,9 @@ class SharedGame(Game):
         return Candidates.of(card_tokens, rules.packed_shared_answer(self.deck, low, high))
 
     def enumerate(self, split=None, tokens="card"):
-        first, second = np.triu_indices(self.deck.n_keys, k=1)
+        n_keys = self.deck.n_keys
+        self._check_enumerable(n_keys * (n_keys - 1) // 2, split, tokens)
+        first, second = np.triu_indices(n_keys, k=1)
         return self._enumerated(self._shared_rows(first, second), split, tokens)
 
 
@@ -449,6 +496,7 @@ GAMES: dict[str, type[Game]] = {
 
 def make_game(name: str, deck: Deck, n_pairs: int | None = None) -> Game:
     """The game called ``name`` (one of ``GAMES``) on ``deck``."""
-    if name not in GAMES:
-        raise ValueError(f"game must be one of {tuple(GAMES)}, got {name!r}")
+    check_choice("game", name, tuple(GAMES))
+    if not isinstance(deck, Deck):
+        raise ValueError(f"deck must be a Deck, got {excerpt(deck)}")
     return GAMES[name](deck, n_pairs)

@@ -20,6 +20,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from set_env import rules
+from set_env.checks import EXCERPT_LIMIT, check_choice, excerpt, is_int
 from set_env.deck import Deck
 from set_env.vocab import (
     CARD0,
@@ -28,6 +29,7 @@ from set_env.vocab import (
     SUBSET_CLOSE,
     SUBSET_OPEN,
     SYMDIFF,
+    TOKEN_MODES,
     UNION,
     TextFormatter,
     Vocab,
@@ -44,8 +46,13 @@ def text_formatter(deck: Deck) -> TextFormatter:
     return TextFormatter(deck)
 
 
-@lru_cache(maxsize=32)
 def vocab(deck: Deck, mode: str = "card") -> Vocab:
+    check_choice("tokens", mode, TOKEN_MODES)  # before the cache, which hashes its arguments
+    return _vocab(deck, mode)
+
+
+@lru_cache(maxsize=32)
+def _vocab(deck: Deck, mode: str) -> Vocab:
     return Vocab(deck, mode)
 
 
@@ -71,6 +78,11 @@ class Query:
     ops: tuple[str, ...] = ()
 
     def __post_init__(self):
+        if not isinstance(self.deck, Deck):
+            raise ValueError(f"deck must be a Deck, got {excerpt(self.deck)}")
+        for name in ("terms", "ops"):
+            if not isinstance(getattr(self, name), (tuple, list)):
+                raise ValueError(f"{name} must be a tuple, got {excerpt(getattr(self, name))}")
         if not self.terms:
             raise ValueError("a query needs at least one term")
         if len(self.ops) != len(self.terms) - 1:
@@ -79,8 +91,7 @@ class Query:
                 f"got {len(self.ops)}"
             )
         for op in self.ops:
-            if op not in OPERATORS:
-                raise ValueError(f"operator must be one of {OPERATORS}, got {op!r}")
+            check_choice("operator", op, OPERATORS)
         terms = tuple(_canonical_term(self.deck, term) for term in self.terms)
         object.__setattr__(self, "terms", terms)
         object.__setattr__(self, "ops", tuple(self.ops))
@@ -170,12 +181,17 @@ def _count_cards(card_tokens: np.ndarray) -> tuple[int, int]:
 
 
 def _canonical_term(deck: Deck, term: Term) -> Term:
-    if term.rule not in RULES:
-        raise ValueError(f"term rule must be one of {RULES}, got {term.rule!r}")
+    if not isinstance(term, Term):
+        raise ValueError(f"a query's terms must be Terms, got {excerpt(term)}")
+    check_choice("term rule", term.rule, RULES)
+    if not isinstance(term.cards, (tuple, list)):
+        raise ValueError(f"term cards must be a tuple of card ids, got {excerpt(term.cards)}")
+    for card in term.cards:
+        if not is_int(card) or not 0 <= card < deck.n_cards:
+            raise ValueError(
+                f"card id must be an integer in [0, {deck.n_cards}), got {excerpt(card)}"
+            )
     cards = tuple(int(c) for c in term.cards)
-    for card in cards:
-        if not 0 <= card < deck.n_cards:
-            raise ValueError(f"card id must be in [0, {deck.n_cards}), got {card}")
     if term.rule == "subset":
         if not cards:
             raise ValueError("a subset term needs at least one key")
@@ -214,6 +230,8 @@ def parse_query(text: str, deck: Deck) -> Query:
     """
     if not isinstance(text, str):
         raise ValueError(f"query text must be a str, got {type(text).__name__}")
+    if not isinstance(deck, Deck):
+        raise ValueError(f"deck must be a Deck, got {excerpt(deck)}")
     terms, ops, position = [], [], 0
     while True:
         term, position = _parse_term(text, position, deck)
@@ -223,7 +241,8 @@ def parse_query(text: str, deck: Deck) -> Query:
         match = _OPERATOR_PATTERN.match(text, position)
         if match is None:
             raise ValueError(
-                f"query text {text!r}: expected ' | ' or ' ^ ' or the end at position {position}"
+                f"query text {excerpt(text)}: expected ' | ' or ' ^ ' or the end at position "
+                f"{position}{_near(text, position)}"
             )
         ops.append(match.group(1))
         position = match.end()
@@ -240,6 +259,13 @@ def _parse_term(text: str, position: int, deck: Deck) -> tuple[Term, int]:
             cards = (deck.card_id(match.group(1)), deck.card_id(match.group(2)))
         return Term(rule, cards), match.end()
     raise ValueError(
-        f"query text {text!r}: expected a term '(c1 c2)', '<c1 c2>' or '{{k1,k2,...}}' "
-        f"at position {position}"
+        f"query text {excerpt(text)}: expected a term '(c1 c2)', '<c1 c2>' or '{{k1,k2,...}}' "
+        f"at position {position}{_near(text, position)}"
     )
+
+
+def _near(text: str, position: int) -> str:
+    """Where a long text goes wrong past the excerpt its message quotes: the text there."""
+    if len(text) <= EXCERPT_LIMIT:
+        return ""
+    return f" (found {text[position : position + 20]!r})"

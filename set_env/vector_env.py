@@ -7,12 +7,23 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from set_env.checks import check_no_unknown, check_reset_options, check_seed, excerpt, is_int
 from set_env.deck import Deck
-from set_env.env import _check_options, jaccard, make_spaces
+from set_env.env import (
+    RESET_OPTIONS,
+    _check_options,
+    as_array,
+    jaccard,
+    keyword_names,
+    make_spaces,
+    pose_query,
+)
 from set_env.games import make_game
 from set_env.query import text_formatter, vocab
+from set_env.vocab import PAD
 
 _BLOCK_QUERIES = 16384  # queries drawn at once; a step then serves slices of them
+MAX_ENVS = 1 << 20  # sub-environments: a step's arrays stay within a few hundred MiB
 
 
 class SetVectorEnv(gym.vector.VectorEnv):
@@ -25,7 +36,11 @@ class SetVectorEnv(gym.vector.VectorEnv):
     ``info["final_info"]``. Every info key ``k`` comes with its ``_k`` mask (all True).
     Infos carry ``positives`` and ``n_positives``; the query texts, which would cost more
     than the step itself, come on demand from ``query_texts()``. Arguments are those of
-    ``SetEnv`` plus ``num_envs``.
+    ``SetEnv`` plus ``num_envs`` (1 to ``MAX_ENVS``).
+
+    ``reset(options={"query": q})`` poses queries as ``SetEnv``'s does: ``q`` is one text for
+    every sub-environment, or a list or tuple of ``num_envs`` texts, one each. The next
+    ``step`` answers them and serves freshly drawn queries.
     """
 
     metadata = {
@@ -44,31 +59,52 @@ class SetVectorEnv(gym.vector.VectorEnv):
         action_mode: str = "key",
         tokens: str = "card",
         render_mode: str | None = None,
+        **unknown,
     ):
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        check_no_unknown(unknown, keyword_names(SetVectorEnv.__init__))
+        if not is_int(num_envs) or not 1 <= num_envs <= MAX_ENVS:
+            raise ValueError(
+                f"num_envs must be an integer from 1 to MAX_ENVS = {MAX_ENVS}, "
+                f"got {excerpt(num_envs)}"
+            )
         if render_mode is not None:
-            raise ValueError("render_mode is not supported by the vector env; render a SetEnv")
+            raise ValueError(
+                f"render_mode is not supported by the vector env (render a SetEnv), "
+                f"got {excerpt(render_mode)}"
+            )
         self.num_envs = int(num_envs)
         self.deck = Deck(n_attributes, n_values)
         self.game = make_game(game, self.deck, n_pairs)
         self.split, self.action_mode, self.tokens = _check_options(split, action_mode, tokens)
+        # Each step's queries come from one sample(), which bounds how many it returns.
+        most_queries = self.game.max_sample(tokens)
+        if self.num_envs > most_queries:
+            raise ValueError(
+                f"num_envs must be at most {most_queries} for {self.game!r} with "
+                f"tokens={tokens!r} (the bound MAX_CELLS on one sample), got {self.num_envs}"
+            )
         self.render_mode = None
         self.vocab = vocab(self.deck, tokens).tokens
         single_obs, single_action = make_spaces(self.game, action_mode, tokens)
         self.single_observation_space, self.single_action_space = single_obs, single_action
         self.observation_space = batch_space(single_obs, self.num_envs)
         self.action_space = batch_space(single_action, self.num_envs)
-        self._steps_per_block = max(1, _BLOCK_QUERIES // self.num_envs)
+        self._steps_per_block = max(1, min(_BLOCK_QUERIES, most_queries) // self.num_envs)
         self._mask = np.ones(self.num_envs, dtype=bool)
         self._step = self._steps_per_block
         self._current = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """New queries for every sub-environment: drawn, or posed by ``options["query"]``."""
+        options = check_reset_options(options, RESET_OPTIONS)
+        seed = check_seed(seed, optional=True)
         super().reset(seed=seed)
         if seed is not None:
             self._step = self._steps_per_block  # queries drawn before a new seed are dropped
-        self._current = self._next_queries()
+        if "query" in options:
+            self._current = self._posed(options["query"])
+        else:
+            self._current = self._next_queries()
         return self._current["tokens"], self._infos(self._current)
 
     def step(self, actions):
@@ -109,6 +145,41 @@ class SetVectorEnv(gym.vector.VectorEnv):
         self._step += 1
         return {name: values[rows] for name, values in self._block.items()}
 
+    def _posed(self, posed) -> dict[str, np.ndarray]:
+        """The current queries from ``options["query"]``: one text, or one per sub-env."""
+        if isinstance(posed, str):
+            query, observation = pose_query(posed, self.game, self.tokens, "options['query']")
+            queries, observations = [query] * self.num_envs, [observation] * self.num_envs
+        elif isinstance(posed, (list, tuple)) and len(posed) == self.num_envs:
+            posed_pairs = [self._pose_one(text, i) for i, text in enumerate(posed)]
+            queries, observations = (list(column) for column in zip(*posed_pairs, strict=True))
+        else:
+            raise ValueError(
+                f"options['query'] must be a str or a list or tuple of num_envs = "
+                f"{self.num_envs} strs, got {excerpt(posed)}"
+            )
+        # A posed query may hold more card tokens than a drawn one (attribute tokens fit
+        # it), so its card tokens get their own width.
+        width = max(len(query.card_tokens) for query in queries)
+        card_tokens = np.full((self.num_envs, width), PAD, dtype=np.int64)
+        for row, query in zip(card_tokens, queries, strict=True):
+            row[: len(query.card_tokens)] = query.card_tokens
+        return {
+            "tokens": np.stack(observations),
+            "positives": np.stack([query.positives for query in queries]),
+            "n_positives": np.array([query.n_positives for query in queries], dtype=np.int64),
+            "card_tokens": card_tokens,
+        }
+
+    def _pose_one(self, text, i: int):
+        where = f"options['query'][{i}]"
+        if not isinstance(text, str):
+            raise ValueError(f"{where} must be a str, got {excerpt(text)}")
+        try:
+            return pose_query(text, self.game, self.tokens, "the text")
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from error
+
     def _infos(self, queries: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         infos = {}
         for name in ("positives", "n_positives"):
@@ -122,12 +193,13 @@ class SetVectorEnv(gym.vector.VectorEnv):
         return text_formatter(self.deck).texts(self._current["card_tokens"]).tolist()
 
     def _check_keys(self, actions) -> np.ndarray:
-        keys = np.asarray(actions)
+        keys = as_array(actions, "actions")
         n_keys = self.deck.n_keys
+        # issubdtype(bool, integer) is False: a bool array is no array of key ids.
         if keys.shape != (self.num_envs,) or not np.issubdtype(keys.dtype, np.integer):
             raise ValueError(
-                f"actions must be {self.num_envs} integer key ids, got shape {keys.shape} "
-                f"of {keys.dtype}"
+                f"actions must be {self.num_envs} integer key ids (not bools), got shape "
+                f"{keys.shape} of {keys.dtype}"
             )
         if keys.min() < 0 or keys.max() >= n_keys:
             raise ValueError(
@@ -136,7 +208,7 @@ class SetVectorEnv(gym.vector.VectorEnv):
         return keys
 
     def _check_selections(self, actions) -> np.ndarray:
-        selection = np.asarray(actions)
+        selection = as_array(actions, "actions")
         shape = (self.num_envs, self.deck.n_keys)
         if selection.shape != shape or not np.isin(selection, (0, 1)).all():
             raise ValueError(

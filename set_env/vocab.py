@@ -25,6 +25,7 @@ from functools import cached_property
 
 import numpy as np
 
+from set_env.checks import check_choice
 from set_env.deck import Deck
 
 SPECIALS = ("<pad>", "|", "^", "<", "{", "}")
@@ -67,6 +68,8 @@ def _role_transitions() -> np.ndarray:
 _TRANSITIONS = _role_transitions()
 _SPECIAL_TEXT = ("", " | ", " ^ ", "<", "{", "}")
 
+_EXPANSION_CELLS = 1 << 24  # attribute tokens expanded at once by from_card_tokens
+
 TEST_FRACTION_DENOMINATOR = 10
 _DENOMINATOR = np.uint64(TEST_FRACTION_DENOMINATOR)
 
@@ -75,8 +78,7 @@ class Vocab:
     """The token vocabulary of one deck in one token mode (``"card"`` or ``"attribute"``)."""
 
     def __init__(self, deck: Deck, mode: str = "card"):
-        if mode not in TOKEN_MODES:
-            raise ValueError(f"tokens must be one of {TOKEN_MODES}, got {mode!r}")
+        check_choice("tokens", mode, TOKEN_MODES)
         self.deck, self.mode = deck, mode
         if mode == "card":
             self.tokens = list(SPECIALS) + list(deck.card_texts)
@@ -114,8 +116,16 @@ class Vocab:
             out = np.zeros((len(card_tokens), width), dtype=np.int64)  # PAD is 0
             out[:, : card_tokens.shape[1]] = card_tokens
             return out
-        pieces = self._expansion[card_tokens]  # (n, L, a)
-        return compact(pieces.reshape(len(card_tokens), -1), width, PAD)
+        # Row blocks keep the (rows, L, a) expansion and compact's temporaries small: on
+        # one array they would take several times the output's memory.
+        n, length = card_tokens.shape
+        rows_at_once = max(1, _EXPANSION_CELLS // max(1, length * self.deck.n_attributes))
+        out = np.empty((n, width), dtype=np.int64)
+        for start in range(0, n, rows_at_once):
+            block = card_tokens[start : start + rows_at_once]
+            pieces = self._expansion[block]  # (rows, L, a)
+            out[start : start + len(block)] = compact(pieces.reshape(len(block), -1), width, PAD)
+        return out
 
 
 def compact(values: np.ndarray, width: int, fill) -> np.ndarray:

@@ -9,7 +9,10 @@ where ``env`` is a Gymnasium env or env id, and it records what it needs of the 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
+import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +28,62 @@ from set_env.vocab import CARD0, PAD
 _REGISTRY: dict[str, type[Scorer]] = {}
 
 
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 def make_env(env_id: str, **env_kwargs) -> gym.Env:
-    """``gym.make`` whose unknown ids and bad kwargs raise ValueError."""
+    """``gym.make`` of a SET environment; ValueError for an unknown id, bad kwargs, or an env
+    that is not one of ``set_env``'s."""
+    entry_point = gym.spec(canonical_env_id(env_id)).entry_point
+    module = entry_point if isinstance(entry_point, str) else entry_point.__module__
+    if not module.startswith("set_env."):
+        raise ValueError(
+            f"env {env_id!r} is not a SET environment; use one of set_env.ENV_IDS, "
+            "e.g. SetUnion27-v0"
+        )
     try:
         return gym.make(env_id, **env_kwargs)
-    except gym.error.Error as error:
+    except (gym.error.Error, TypeError) as error:
         raise ValueError(f"env {env_id!r}: {error}") from None
+
+
+def canonical_env_id(env_id: str) -> str:
+    """The registered id of ``env_id`` (``set_env:SetShatter27-v0`` -> ``SetShatter27-v0``)."""
+    module, _, name = env_id.rpartition(":")
+    try:
+        if module:  # gym.make imports the module of a qualified id; gym.spec does not
+            importlib.import_module(module)
+        return gym.spec(name).id
+    except (gym.error.Error, ImportError) as error:
+        raise ValueError(f"env {env_id!r}: {error}") from None
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` or ``cuda:N`` as a torch device; ValueError for any other name or a
+    CUDA device this machine does not have."""
+    if name == "cpu":
+        return torch.device("cpu")
+    if not re.fullmatch(r"cuda(:\d+)?", str(name)):
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {name!r}")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked, but CUDA is not available here")
+    device = torch.device(name)
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+    return device
+
+
+def import_agent_module(name: str, recorded: bool = False) -> None:
+    """Import the module that registers a user's scorers. ``recorded``: the name comes from a
+    checkpoint (data), so it must look like a user's module, not the standard library's."""
+    if not isinstance(name, str) or not _MODULE_NAME.fullmatch(name):
+        raise ValueError(f"agent_module must be a dotted module name, got {str(name)[:80]!r}")
+    if recorded and name.split(".")[0] in sys.stdlib_module_names:
+        raise ValueError(f"the checkpoint names agent module {name!r}, a standard module: refused")
+    try:
+        importlib.import_module(name)
+    except ImportError as error:
+        raise ValueError(f"agent module {name!r} cannot be imported: {error}") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,7 +186,10 @@ def available() -> list[str]:
 
 def scorer_class(name: str) -> type[Scorer]:
     if name not in _REGISTRY:
-        raise ValueError(f"unknown agent {name!r}; available: {', '.join(available())}")
+        raise ValueError(
+            f"unknown agent {name!r}; available: {', '.join(available())} (a scorer of your "
+            "own: pass --agent-module, the module that registers it)"
+        )
     return _REGISTRY[name]
 
 

@@ -9,20 +9,28 @@ The action logits over the keys are the scorer's own logits, with nothing on top
 categorical distribution over keys (``action_mode="key"``) or one Bernoulli per key
 (``"subset"``). So ``policy.scorer`` is an ordinary scorer that the evaluation harness and
 the checkpoints treat like a supervised one.
+
+``load_model`` reads a saved model without unpickling anything: SB3's own ``PPO.load``
+unpickles several entries of the zip, so a zip from someone else could run code there.
 """
 
 from __future__ import annotations
 
-import importlib
+import json
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import torch
 from gymnasium import spaces
+from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
-from agents.base import make_env, make_with_preset, scorer_config
+from agents.base import import_agent_module, make_env, make_with_preset, scorer_config
+
+ALGORITHMS = {"ppo": PPO, "a2c": A2C}
 
 
 class ScorerPolicy(ActorCriticPolicy):
@@ -57,7 +65,7 @@ class ScorerPolicy(ActorCriticPolicy):
         **kwargs: Any,
     ):
         if agent_module:
-            importlib.import_module(agent_module)
+            import_agent_module(agent_module)
         self.agent, self.env_id, self.preset = agent, env_id, preset
         self.env_kwargs = dict(env_kwargs or {})
         self.agent_config = dict(agent_config or {})
@@ -126,3 +134,58 @@ class ScorerPolicy(ActorCriticPolicy):
 
     def predict_values(self, obs: torch.Tensor) -> torch.Tensor:
         return self._logits_and_values(obs)[1]
+
+
+# The entries SB3 pickles into a saved model, which ``load_model`` rebuilds instead of
+# unpickling: from the env named in the (plain JSON) policy kwargs, or SB3's own defaults.
+_REBUILT = (
+    "policy_class",
+    "observation_space",
+    "action_space",
+    "lr_schedule",
+    "clip_range",
+    "rollout_buffer_class",
+    "_last_obs",
+    "_last_episode_starts",
+    "ep_info_buffer",
+    "ep_success_buffer",
+)
+
+
+def load_model(path: str | Path, algo: str = "ppo", device: str = "cpu", **kwargs):
+    """An SB3 model with a ``ScorerPolicy`` saved by ``model.save`` (``train.rl``'s
+    ``sb3_model.zip``), read as data: nothing in the file is unpickled. Its weights and
+    plain settings come from the file; the pickled entries SB3 writes are rebuilt (spaces
+    from the env, schedules as constants: ``clip_range`` 0.2 unless given). ValueError for
+    a file that is not such a model or holds any other pickled entry."""
+    if algo not in ALGORITHMS:
+        raise ValueError(f"algo must be one of {tuple(ALGORITHMS)}, got {algo!r}")
+    data = _saved_data(path)
+    pickled = {k for k, v in data.items() if isinstance(v, dict) and ":serialized:" in v}
+    unknown = sorted(pickled - set(_REBUILT))
+    policy_kwargs = data.get("policy_kwargs")
+    if unknown or not isinstance(policy_kwargs, dict) or "env_id" not in policy_kwargs:
+        why = f"pickled entries {unknown}" if unknown else "no plain ScorerPolicy kwargs"
+        raise ValueError(f"{path}: {why}; refused (unpickling could run code)")
+    if policy_kwargs.get("agent_module"):
+        import_agent_module(policy_kwargs["agent_module"], recorded=True)
+    env = make_env(policy_kwargs["env_id"], **policy_kwargs.get("env_kwargs", {}))
+    rebuilt = dict.fromkeys(_REBUILT) | {
+        "policy_class": ScorerPolicy,
+        "observation_space": env.observation_space,
+        "action_space": env.action_space,
+        "clip_range": kwargs.pop("clip_range", 0.2),
+    }
+    return ALGORITHMS[algo].load(path, device=device, custom_objects=rebuilt, **kwargs)
+
+
+def _saved_data(path: str | Path) -> dict:
+    """The JSON ``data`` entry of an SB3 zip, parsed (nothing unpickled)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError) as error:
+        raise ValueError(f"{path} is not a saved SB3 model ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a saved SB3 model")
+    return data

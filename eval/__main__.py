@@ -7,14 +7,14 @@ stdout (everything else on stderr).
 
 import argparse
 import json
+import math
 import sys
 
-import torch
-
-from agents.checkpoint import load_scorer
+from agents.checkpoint import load_scorer, run_folder
 from eval import tags
 from eval.harness import evaluate
-from eval.sets import DISTRIBUTIONS
+from eval.sets import DISTRIBUTIONS, check_queries
+from set_env.checks import check_seed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     try:
-        if args.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {args.device!r} asked, but CUDA is not available here")
+        check_queries(args.queries)
+        check_seed(args.seed)
         scorer, state = load_scorer(args.checkpoint, args.device, args.agent_module)
         env_id = args.env or state["env_id"]
         result = evaluate(
@@ -50,6 +50,9 @@ def main(argv=None) -> None:
             args.query_distribution,
             env_kwargs=state["env_kwargs"],
         )
+        check_finite_result(result)
+        if args.tensorboard:
+            write_tensorboard(args.checkpoint, state, result)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -62,21 +65,30 @@ def main(argv=None) -> None:
         "objective": objective,
         **{k: v for k, v in result.items() if k != "env"},
     }
-    if args.tensorboard:
-        write_tensorboard(args.checkpoint, state, result)
-    print(json.dumps(output))
+    print(json.dumps(output, allow_nan=False))
+
+
+def check_finite_result(result: dict) -> None:
+    """ValueError for a NaN or infinite number anywhere in the result (NaN is not JSON)."""
+    for name, value in result.items():
+        if isinstance(value, dict):
+            check_finite_result(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(
+                f"the evaluation gave {name} = {value}: the scorer's logits are not finite"
+            )
 
 
 def write_tensorboard(checkpoint: str, state: dict, result: dict) -> None:
-    from pathlib import Path
-
     from torch.utils.tensorboard import SummaryWriter
 
-    run_dir = Path(checkpoint)
-    run_dir = run_dir if run_dir.is_dir() else run_dir.parent
-    with SummaryWriter(str(run_dir)) as writer:
-        for name, tag in tags.EVAL.items():
-            writer.add_scalar(tag, result[name], state.get("step", 0))
+    run_dir = run_folder(checkpoint)
+    try:
+        with SummaryWriter(str(run_dir)) as writer:
+            for name, tag in tags.EVAL.items():
+                writer.add_scalar(tag, result[name], state.get("step", 0))
+    except OSError as error:
+        raise ValueError(f"--tensorboard: cannot write into {run_dir}: {error}") from None
     print(f"wrote eval/* to {run_dir}", file=sys.stderr)
 
 

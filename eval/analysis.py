@@ -33,13 +33,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from agents.base import make_env
-from agents.checkpoint import CHECKPOINT, load
+from agents.base import canonical_env_id, make_env
+from agents.checkpoint import METADATA, read_metadata
 from eval import reference
 from eval.figures import pyplot, save
 from eval.metrics import kl_to_uniform_positives
 from eval.sets import draw_eval_set
 from set_env import rules
+from set_env.checks import check_seed
 from set_env.deck import Deck, is_int
 from set_env.games import Game, make_game
 
@@ -586,11 +587,17 @@ def sweep_kls(folder: Path, env_id: str) -> dict[int, float]:
     """{dim: KL} of a sweep's trained contrastive runs of ``env_id``: the KL each checkpoint
     recorded at its last evaluation (the size-weighted test set). A later run of a dim wins."""
     kls = {}
-    for checkpoint in sorted(Path(folder).glob(f"*/{CHECKPOINT}")):
-        state = load(checkpoint)
-        metrics = state.get("metrics") or {}
-        if state["env_id"] == env_id and state["agent"] == "contrastive" and "kl" in metrics:
-            kls[state["agent_config"]["dim"]] = float(metrics["kl"])
+    env_id = canonical_env_id(env_id)
+    for metadata in sorted(Path(folder).glob(f"*/{METADATA}")):
+        try:  # the metadata beside the checkpoint: no weights are loaded
+            state = read_metadata(metadata.parent)
+            env, agent, metrics = state["env_id"], state["agent"], state.get("metrics") or {}
+            dim = state["agent_config"]["dim"] if agent == "contrastive" else None
+        except (ValueError, KeyError, TypeError) as error:
+            print(f"warning: skipped {metadata.parent}: {error}", file=sys.stderr)
+            continue
+        if canonical_env_id(env) == env_id and agent == "contrastive" and "kl" in metrics:
+            kls[dim] = float(metrics["kl"])
     if not kls:
         raise ValueError(f"--sweep: no contrastive run of {env_id} with metrics under {folder}")
     return dict(sorted(kls.items()))
@@ -719,6 +726,8 @@ def main(argv=None) -> None:
     try:
         if args.plot is not None and not args.plot.parent.is_dir():
             raise ValueError(f"--plot: folder {args.plot.parent} does not exist")
+        if hasattr(args, "seed"):
+            check_seed(args.seed, "--seed")
         result = args.run(args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -17,7 +17,11 @@ def pyplot():
 
 
 def save(figure, path: str | Path, dpi: int = 120) -> None:
-    """Lay out, write the PNG and free the figure."""
+    """Lay out, write the PNG and free the figure; ValueError if ``path`` cannot be written."""
     figure.tight_layout()
-    figure.savefig(path, dpi=dpi)
-    pyplot().close(figure)
+    try:
+        figure.savefig(path, dpi=dpi)
+    except OSError as error:
+        raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        pyplot().close(figure)

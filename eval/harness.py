@@ -8,6 +8,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
+from agents.base import ScorerSpec
 from eval.metrics import METRICS
 from eval.sets import EvalSet, make_eval_set
 
@@ -55,8 +56,14 @@ def _per_query(score, eval_set: EvalSet, batch_size: int) -> dict[str, np.ndarra
     for start in range(0, len(eval_set), batch_size):
         rows = slice(start, start + batch_size)
         tokens = torch.as_tensor(eval_set.tokens[rows])
+        positives = torch.as_tensor(eval_set.positives[rows])
         logits = score(tokens).float().cpu()
-        parts.append(_metrics(logits, torch.as_tensor(eval_set.positives[rows])))
+        if logits.shape != positives.shape:
+            raise ValueError(
+                f"the scorer gave logits of shape {tuple(logits.shape)} for {eval_set.env_id}, "
+                f"which needs {tuple(positives.shape)} (queries, keys)"
+            )
+        parts.append(_metrics(logits, positives))
     return {name: np.concatenate([part[name] for part in parts]) for name in METRICS}
 
 
@@ -103,5 +110,27 @@ def evaluate(
         spec = getattr(scorer, "spec", None)
         tokens = getattr(spec, "env_kwargs", {}).get("tokens") if spec is not None else None
         env_kwargs = {"tokens": tokens} if tokens else {}
+    check_scorer_fits(scorer, env_id, env_kwargs)
     eval_set = make_eval_set(env_id, queries, seed, distribution, env_kwargs)
     return {"env": env_id, **report(score_eval_set(scorer, eval_set, batch_size), eval_set)}
+
+
+def check_scorer_fits(scorer: torch.nn.Module, env_id: str, env_kwargs: dict) -> None:
+    """ValueError if ``scorer`` was built for a deck, vocabulary or query length that the env
+    does not have (e.g. a 27-card scorer on SetUnion81-v0)."""
+    built_for = getattr(scorer, "spec", None)
+    if not isinstance(built_for, ScorerSpec):
+        return  # a user's scorer: the logits' shape is checked as they come
+    needed = ScorerSpec.of(env_id, **env_kwargs)
+    for name in ("n_keys", "vocab_size"):
+        if getattr(needed, name) != getattr(built_for, name):
+            raise ValueError(
+                f"the scorer was built for {built_for.env_id} ({name} {getattr(built_for, name)}); "
+                f"{env_id} has {name} {getattr(needed, name)}: evaluate it on an env of its deck "
+                "and token mode"
+            )
+    if needed.max_len > built_for.max_len:
+        raise ValueError(
+            f"the scorer reads queries of up to {built_for.max_len} tokens ({built_for.env_id}); "
+            f"{env_id}'s have {needed.max_len}"
+        )

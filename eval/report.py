@@ -15,21 +15,21 @@ Every checkpoint is evaluated through the harness on the same fixed test set of 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.checkpoint import CHECKPOINT, load_scorer
+from agents.base import canonical_env_id
+from agents.checkpoint import CHECKPOINT, load_scorer, write_atomic
 from eval import reference
 from eval.figures import pyplot, save
 from eval.harness import report, score_eval_set
-from eval.sets import make_eval_set
-
-_ENV = re.compile(r"Set(?P<game>[A-Za-z]+)(?P<keys>\d+)-v0")
+from eval.sets import check_queries, make_eval_set
+from set_env import GAME_IDS
 
 
 @dataclass
@@ -44,38 +44,43 @@ class Result:
 
     @property
     def game(self) -> str:
-        return _ENV.fullmatch(self.env)["game"]
+        """The game's name in the study's table (``Union``), from the env's registration."""
+        return GAME_IDS[gym.spec(self.env).kwargs["game"]]
 
     @property
     def n_keys(self) -> int:
-        return int(_ENV.fullmatch(self.env)["keys"])
+        kwargs = gym.spec(self.env).kwargs
+        return kwargs["n_values"] ** kwargs["n_attributes"]
 
     @property
     def label(self) -> str:
         return f"{self.agent} d={self.dim}" if self.dim is not None else self.agent
 
 
-def collect(folder: Path, queries: int = 5120) -> list[Result]:
-    """Every run under ``folder`` with a checkpoint, evaluated on its env's test set."""
-    results = []
+def collect(folder: Path, queries: int = 5120) -> tuple[list[Result], list[tuple[Path, str]]]:
+    """Every run under ``folder`` with a checkpoint, evaluated on its env's test set; and the
+    runs skipped as damaged or unreadable, (folder, why), each warned of in one line."""
+    results, skipped = [], []
     for checkpoint in sorted(folder.glob(f"*/{CHECKPOINT}")):
-        scorer, state = load_scorer(checkpoint)
-        eval_set = make_eval_set(state["env_id"], queries, env_kwargs=state["env_kwargs"])
-        metrics = report(score_eval_set(scorer, eval_set), eval_set)
-        dim = state["agent_config"].get("dim")
-        results.append(
-            Result(
-                state["env_id"],
-                state["agent"],
-                dim,
-                state["env_kwargs"],
-                metrics,
-                checkpoint.parent,
-                scorer,
-            )
-        )
-        print(f"evaluated {checkpoint.parent.name}: kl {metrics['kl']:.4f}", file=sys.stderr)
-    return results
+        try:
+            results.append(evaluate_run(checkpoint, queries))
+        except ValueError as error:
+            print(f"warning: skipped {checkpoint.parent}: {error}", file=sys.stderr)
+            skipped.append((checkpoint.parent, str(error)))
+            continue
+        kl = results[-1].metrics["kl"]
+        print(f"evaluated {checkpoint.parent.name}: kl {kl:.4f}", file=sys.stderr)
+    return results, skipped
+
+
+def evaluate_run(checkpoint: Path, queries: int) -> Result:
+    """One run's checkpoint through the harness, on its env's fixed test set."""
+    scorer, state = load_scorer(checkpoint)
+    env = canonical_env_id(state["env_id"])
+    eval_set = make_eval_set(env, queries, env_kwargs=state["env_kwargs"])
+    metrics = report(score_eval_set(scorer, eval_set), eval_set)
+    dim = state["agent_config"].get("dim")
+    return Result(env, state["agent"], dim, state["env_kwargs"], metrics, checkpoint.parent, scorer)
 
 
 def _model_order(label: str) -> tuple:
@@ -214,9 +219,9 @@ def _distribution(result: Result, eval_set) -> np.ndarray:
 
 
 def write_report(folder: Path, queries: int = 5120) -> Path:
-    results = collect(folder, queries)
+    results, skipped = collect(folder, queries)
     if not results:
-        raise ValueError(f"no run with a {CHECKPOINT} under {folder}")
+        raise ValueError(f"no usable run with a {CHECKPOINT} under {folder}")
     figure_vs_subsets(results, "kl", folder / "kl_vs_subsets.png")
     figure_vs_subsets(results, "topk_overlap", folder / "topk_vs_subsets.png")
     figure_entropy(results, queries, folder / "entropy_vs_dim.png")
@@ -231,13 +236,23 @@ def write_report(folder: Path, queries: int = 5120) -> Path:
             "beside our joint and classifier rows).",
             "",
             table(results),
+            *skipped_section(skipped),
             *[f"![{name}]({name})" for name in figures],
             "",
         ]
     )
     path = folder / "report.md"
-    path.write_text(text)
+    write_atomic(path, lambda file: file.write(text.encode()))
     return path
+
+
+def skipped_section(skipped: list[tuple[Path, str]]) -> list[str]:
+    """Markdown lines listing the runs left out of the report, and why."""
+    if not skipped:
+        return []
+    lines = [f"### Skipped: {len(skipped)} run(s) that could not be read", ""]
+    lines += [f"* `{folder.name}`: {why}" for folder, why in skipped]
+    return [*lines, ""]
 
 
 def main(argv=None) -> None:
@@ -248,6 +263,9 @@ def main(argv=None) -> None:
     parser.add_argument("--queries", type=int, default=5120, help="test queries per env")
     args = parser.parse_args(argv)
     try:
+        check_queries(args.queries)
+        if not args.folder.is_dir():
+            raise ValueError(f"{args.folder} is not a folder")
         path = write_report(args.folder, args.queries)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

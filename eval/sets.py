@@ -1,8 +1,10 @@
 """Fixed held-out evaluation sets: the same queries for every model of an env.
 
 A set is generated deterministically, then cached on disk (``$SET_EVAL_CACHE``, default
-``~/.cache/set-contrastive/eval-sets``) with a SHA-256 of its contents; a cache file that is
-missing, unreadable or does not match its hash is recomputed.
+``~/.cache/set-contrastive/eval-sets``). A cache file is named by a hash of its key (env id,
+env kwargs, count, seed, distribution and ``set_env.GENERATOR_VERSION``), stores that key
+and a SHA-256 of its contents, and is used only when both match: a file copied over another,
+one drawn by an older generator, an empty or damaged one are all recomputed.
 """
 
 from __future__ import annotations
@@ -10,16 +12,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
+import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from agents.base import make_env
+from agents.base import canonical_env_id, make_env
+from agents.checkpoint import write_atomic
+from set_env import GENERATOR_VERSION
+from set_env.checks import check_seed, is_int
 
 DISTRIBUTIONS = ("size_weighted", "uniform")
+MAX_QUERIES = 1 << 20  # an evaluation set of more would not fit in memory on every deck
+DEFAULT_CACHE = Path.home() / ".cache" / "set-contrastive" / "eval-sets"
+_warned: list[Path] = []  # the unusable default cache is reported once per process
 
 
 @dataclass(frozen=True)
@@ -44,9 +52,42 @@ class EvalSet:
         return digest.hexdigest()
 
 
-def cache_dir() -> Path:
-    default = Path.home() / ".cache" / "set-contrastive" / "eval-sets"
-    return Path(os.environ.get("SET_EVAL_CACHE", default))
+def cache_dir() -> Path | None:
+    """The cache folder: ``$SET_EVAL_CACHE`` (unset or empty: the default). None when the
+    default cannot be created (the sets are then drawn each time); ValueError when the
+    folder a user named cannot be."""
+    named = os.environ.get("SET_EVAL_CACHE", "")
+    folder = Path(named) if named else DEFAULT_CACHE
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as error:
+        if named:
+            reason = error.strerror or str(error)
+            raise ValueError(
+                f"SET_EVAL_CACHE={named!r} is not a writable folder ({reason})"
+            ) from None
+        if not _warned:
+            print(f"warning: no evaluation-set cache ({folder}: {error})", file=sys.stderr)
+            _warned.append(folder)
+        return None
+    return folder
+
+
+def cache_key(env_id, queries, seed, distribution, env_kwargs) -> str:
+    """What a cached set is: the file stores it, and a file of another key is never used."""
+    return json.dumps(
+        {
+            "env": env_id,
+            "env_kwargs": sorted((env_kwargs or {}).items()),
+            "queries": queries,
+            "seed": seed,
+            "distribution": distribution,
+            "generator": GENERATOR_VERSION,
+        },
+        sort_keys=True,
+    )
 
 
 def make_eval_set(
@@ -58,30 +99,33 @@ def make_eval_set(
     cache: bool = True,
 ) -> EvalSet:
     """The evaluation set of ``draw_eval_set``, through the on-disk cache."""
-    if not cache:
+    env_id = canonical_env_id(env_id)
+    folder = cache_dir() if cache else None
+    if folder is None:
         return draw_eval_set(env_id, queries, seed, distribution, env_kwargs)
-    key = json.dumps([env_id, sorted((env_kwargs or {}).items()), queries, seed, distribution])
-    path = cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
-    cached = _read_cached(path, env_id, seed, distribution)
+    key = cache_key(env_id, queries, seed, distribution, env_kwargs)
+    path = folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+    cached = _read_cached(path, key, env_id, seed, distribution)
     if cached is not None:
         return cached
     eval_set = draw_eval_set(env_id, queries, seed, distribution, env_kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(
-        temporary,
-        tokens=eval_set.tokens,
-        positives=eval_set.positives,
-        texts=np.array(eval_set.texts),
-        sha256=eval_set.content_hash(),
-    )
-    os.replace(temporary, path)
+    arrays = {
+        "tokens": eval_set.tokens,
+        "positives": eval_set.positives,
+        "texts": np.array(eval_set.texts),
+        "sha256": eval_set.content_hash(),
+        "key": key,
+    }
+    write_atomic(path, lambda file: np.savez(file, **arrays))
     return eval_set
 
 
-def _read_cached(path: Path, env_id: str, seed: int, distribution: str) -> EvalSet | None:
+def _read_cached(path: Path, key: str, env_id: str, seed: int, distribution: str):
+    """The cached set at ``path`` if it is readable, of ``key``, and matches its hash."""
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["key"]) != key:
+                return None
             eval_set = EvalSet(
                 env_id,
                 distribution,
@@ -91,9 +135,18 @@ def _read_cached(path: Path, env_id: str, seed: int, distribution: str) -> EvalS
                 tuple(data["texts"].tolist()),
             )
             expected = str(data["sha256"])
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None  # missing or damaged: recompute
+    except Exception:  # missing, empty, truncated or foreign: recompute
+        return None
     return eval_set if eval_set.content_hash() == expected else None
+
+
+def check_queries(queries) -> int:
+    """ValueError unless ``queries`` is an integer in [1, MAX_QUERIES]."""
+    if not is_int(queries):
+        raise ValueError(f"queries must be an integer >= 1, got {queries!r}")
+    if not 1 <= queries <= MAX_QUERIES:
+        raise ValueError(f"queries must be from 1 to {MAX_QUERIES:,}, got {queries:,}")
+    return int(queries)
 
 
 def draw_eval_set(
@@ -108,8 +161,8 @@ def draw_eval_set(
     distribution, so every model of an env, in either token mode, meets the same queries."""
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
-    if queries < 1:
-        raise ValueError(f"queries must be >= 1, got {queries}")
+    check_queries(queries)
+    check_seed(seed)
     env = make_env(env_id, **(env_kwargs or {})).unwrapped
     game = env.game
     # The generator depends on the game and deck, not on the token mode.

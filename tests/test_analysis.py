@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from agents.checkpoint import CHECKPOINT, FORMAT_VERSION, save_atomic
+from agents.checkpoint import FORMAT_VERSION, METADATA, write_json_atomic
 from eval import analysis
 from eval.analysis import main as analysis_cli
 
@@ -291,7 +291,7 @@ def test_free_embedding_cli_samples_test_queries_and_overlays_a_sweep(capsys, tm
             "agent_config": {"dim": dim} if dim else {},
             "metrics": {"kl": kl},
         }
-        save_atomic(state, tmp_path / name / CHECKPOINT)
+        write_json_atomic(tmp_path / name / METADATA, state)
     path = tmp_path / "free.png"
     result = run_cli(
         capsys,

@@ -42,7 +42,7 @@ def test_report_writes_the_table_and_figures(tiny_sweep, capsys):
 def test_report_of_an_empty_folder(tmp_path, capsys):
     with pytest.raises(SystemExit):
         report_cli([str(tmp_path)])
-    assert "error: no run" in capsys.readouterr().err
+    assert "error: no usable run" in capsys.readouterr().err
 
 
 def test_reference_data_is_the_published_table():

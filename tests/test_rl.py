@@ -111,7 +111,8 @@ def test_the_report_reads_an_rl_run_like_any_other(tmp_path, small_agents):
     from eval.report import collect
 
     result = train_rl(tiny(tmp_path))
-    (found,) = collect(tmp_path, queries=64)
+    (found,), skipped = collect(tmp_path, queries=64)
+    assert skipped == []
     assert (found.env, found.agent, str(found.run_dir)) == (
         "SetWildcard27-v0",
         "classifier",
@@ -147,7 +148,7 @@ def test_user_registered_scorer_as_policy(tmp_path, capsys):
         (["--action-mode", "pick"], "action_mode must be one of"),
         (["--agent", "nope"], "unknown agent 'nope'"),
         (["--env", "SetNope27-v0"], "SetNope27-v0"),
-        (["--timesteps", "0"], "timesteps must be >= 1"),
+        (["--timesteps", "0"], "timesteps must be an integer >= 1"),
     ],
 )
 def test_cli_bad_input_is_a_one_line_error(tmp_path, capsys, arguments, message):

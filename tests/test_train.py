@@ -104,7 +104,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(ValueError, match="disk full"):
         train(tiny_config(tmp_path, steps=6, eval_every=3, resume=result["run_dir"]))
     assert path.read_bytes() == before  # the last good checkpoint survives
 
@@ -181,7 +181,7 @@ def test_custom_agent_through_python_and_cli(tmp_path, capsys):
         (["--precision", "fp16"], "fp16 needs CUDA"),
         (["--device", "cuda"], "CUDA is not available"),
         (["--resume", "/nonexistent/run"], "no checkpoint"),
-        (["--curriculum", "-1"], "curriculum must be >= 0"),
+        (["--curriculum", "-1"], "curriculum must be an integer >= 0"),
         (["--env", "SetClassic27-v0", "--curriculum", "9"], "union and symdiff games"),
     ],
 )
@@ -210,7 +210,7 @@ def test_resume_refuses_another_env_and_corrupt_files(tmp_path, capsys):
     result = train(tiny_config(tmp_path, steps=2, eval_every=2))
     with pytest.raises(SystemExit):
         cli(["--resume", result["run_dir"], "--env", "SetUnion27-v0", "--steps", "4"])
-    assert "was trained on SetWildcard27-v0" in capsys.readouterr().err
+    assert "--env 'SetUnion27-v0' (the run's: 'SetWildcard27-v0')" in capsys.readouterr().err
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
     (corrupt / CHECKPOINT).write_bytes(b"not a checkpoint")

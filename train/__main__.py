@@ -11,7 +11,8 @@ import json
 import sys
 
 from train.config import TrainConfig, argument_parser
-from train.trainer import NonFiniteLoss, Trainer, with_resume_env
+from train.sweep import die_with_parent
+from train.trainer import NonFiniteLoss, Trainer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,12 +22,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
+    die_with_parent()
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     given = {name: value for name, value in args.items() if value is not None}
     try:
-        config = with_resume_env(TrainConfig(**given), "env" in given)
-        trainer = Trainer(config)
+        config = TrainConfig(**given)
+        trainer = Trainer(config, set(given))
         result = trainer.run()
     except (ValueError, NonFiniteLoss) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -35,7 +37,7 @@ def main(argv=None) -> None:
         return
     summary = {k: v for k, v in result.items() if k != "losses"}
     print(json.dumps(summary))
-    print(f"TensorBoard: tensorboard --logdir {config.logdir}", file=sys.stderr)
+    print(f"TensorBoard: tensorboard --logdir {trainer.config.logdir}", file=sys.stderr)
 
 
 if __name__ == "__main__":

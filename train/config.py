@@ -6,14 +6,21 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import itertools
+import math
 import time
 import typing
 from dataclasses import dataclass
+from pathlib import Path
+
+from eval.sets import MAX_QUERIES
+from set_env.checks import check_seed, is_int
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 SCHEDULES = ("noam", "cosine")
 OBJECTIVES = ("infonce", "ce", "soft-ce")
 TOKEN_MODES = ("card", "attribute")
+MAX_BATCH_SIZE = 1 << 16  # queries per step and process; more would not fit in memory
 
 
 @dataclass
@@ -85,12 +92,12 @@ class TrainConfig:
             },
         )
         check_at_least_one(self, ("steps", "batch_size", "eval_every", "eval_queries", "log_every"))
-        if self.curriculum < 0:
-            raise ValueError(f"curriculum must be >= 0 steps, got {self.curriculum}")
-        if self.dim is not None and self.dim <= 0:
-            raise ValueError(f"dim must be a positive integer, got {self.dim}")
-        if self.lr <= 0 or self.warmup < 0 or self.grad_clip < 0:
-            raise ValueError("lr must be > 0, warmup >= 0 and grad_clip >= 0")
+        check_at_most(self, {"batch_size": MAX_BATCH_SIZE, "eval_queries": MAX_QUERIES})
+        check_seed(self.seed)
+        check_at_least_zero(self, ("curriculum", "warmup"))
+        if self.dim is not None and (not is_int(self.dim) or self.dim <= 0):
+            raise ValueError(f"dim must be a positive integer, got {self.dim!r}")
+        check_finite(self, positive=("lr",), non_negative=("grad_clip", "weight_decay"))
         if self.objective == "infonce" and self.batch_size < 2:
             raise ValueError("infonce needs batch_size >= 2 (it contrasts the batch's keys)")
 
@@ -103,10 +110,38 @@ def check_choices(config, choices: dict[str, tuple]) -> None:
 
 
 def check_at_least_one(config, names) -> None:
-    """ValueError for the first of the named fields of ``config`` below 1."""
+    """ValueError for the first of the named fields of ``config`` not an integer >= 1."""
     for name in names:
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(config, name)}")
+        value = getattr(config, name)
+        if not is_int(value) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def check_at_least_zero(config, names) -> None:
+    """ValueError for the first of the named fields of ``config`` not an integer >= 0."""
+    for name in names:
+        value = getattr(config, name)
+        if not is_int(value) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+
+
+def check_at_most(config, bounds: dict[str, int]) -> None:
+    """ValueError for the first field of ``config`` above its bound (what fits in memory)."""
+    for name, bound in bounds.items():
+        if getattr(config, name) > bound:
+            raise ValueError(f"{name} must be at most {bound:,}, got {getattr(config, name):,}")
+
+
+def check_finite(config, positive=(), non_negative=()) -> None:
+    """ValueError for the first named field of ``config`` that is not a finite number
+    (> 0 for those in ``positive``, >= 0 for those in ``non_negative``)."""
+    for name in (*positive, *non_negative):
+        value = getattr(config, name)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        in_range = number and (value > 0 if name in positive else value >= 0)
+        if not (in_range and math.isfinite(value)):
+            allowed = "> 0" if name in positive else ">= 0"
+            raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
 
 
 def run_name(env: str, agent: str, dim: int | None, method: str, seed: int) -> str:
@@ -114,6 +149,26 @@ def run_name(env: str, agent: str, dim: int | None, method: str, seed: int) -> s
     run directories of supervised (method: the objective) and RL (the algorithm) runs."""
     agent = agent if dim is None else f"{agent}-d{dim}"
     return f"{env}__{agent}__{method}__s{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def create_run_dir(logdir: str | Path, name: str) -> Path:
+    """A new run folder ``logdir/name``, created exclusively: a name already taken (a run
+    started in the same second with the same arguments) gets a suffix -2, -3, ..."""
+    logdir = Path(logdir)
+    try:
+        logdir.mkdir(parents=True, exist_ok=True)
+        for n in itertools.count(1):
+            path = logdir / (name if n == 1 else f"{name}-{n}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"logdir {logdir} is not a folder") from None
+    except OSError as error:
+        raise ValueError(f"logdir {logdir} cannot be written: {error.strerror}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def field_docs(cls: type) -> dict[str, str]:

@@ -84,29 +84,40 @@ class QueryStream:
         self._thread.start()
 
     def _produce(self, step: int) -> None:
-        pin = self.device.type == "cuda"
-        while not self._stop.is_set():
-            rng = np.random.default_rng([self.seed, self.rank, step])
-            try:
-                arrays = draw_batch(self.game_at(step), self.batch_size, rng, self.tokens)
-                tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
-                if pin:
-                    tensors = [t.pin_memory() for t in tensors]
-            except Exception as error:  # hand it to the consumer rather than dying silently
-                tensors = error
+        """Prepare batches until closed; any failure is handed to the consumer, which raises
+        it, and ends the thread."""
+        try:
             while not self._stop.is_set():
-                try:
-                    self._ready.put(tensors, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            step += 1
+                self._hand_over(self._tensors(step))
+                step += 1
+        except Exception as error:
+            self._hand_over(error)
+
+    def _tensors(self, step: int) -> list[torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.rank, step])
+        arrays = draw_batch(self.game_at(step), self.batch_size, rng, self.tokens)
+        tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+        return [t.pin_memory() for t in tensors] if self.device.type == "cuda" else tensors
+
+    def _hand_over(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._ready.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def __iter__(self):
         return self
 
     def __next__(self) -> Batch:
-        tensors = self._ready.get()
+        while True:
+            try:
+                tensors = self._ready.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive():  # never wait on a producer that is gone
+                    raise RuntimeError("the data thread stopped without a batch") from None
         if isinstance(tensors, Exception):
             raise tensors
         return Batch(*(t.to(self.device, non_blocking=True) for t in tensors))

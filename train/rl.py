@@ -25,25 +25,36 @@ from pathlib import Path
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
 from tqdm import tqdm
 
-from agents.base import make_env
-from agents.checkpoint import CHECKPOINT, save_atomic, scorer_state
+from agents.base import (
+    canonical_env_id,
+    import_agent_module,
+    make_env,
+    resolve_device,
+)
+from agents.checkpoint import save, scorer_state
 from agents.sb3 import ScorerPolicy
 from eval import tags
 from eval.harness import score_eval_set, summarize
-from eval.sets import make_eval_set
+from eval.sets import MAX_QUERIES, make_eval_set
+from set_env.checks import check_seed
 from train.config import (
     TOKEN_MODES,
     argument_parser,
     check_at_least_one,
+    check_at_most,
     check_choices,
+    check_finite,
+    create_run_dir,
     run_name,
 )
 
 ALGOS = {"ppo": PPO, "a2c": A2C}
 ACTION_MODES = ("key", "subset")
 SB3_MODEL = "sb3_model.zip"
+MAX_ENVS = 4096  # SB3's vec env holds one Python env per query
 
 
 @dataclass
@@ -96,10 +107,18 @@ class RLConfig:
         )
         positive = ("timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "eval_every")
         check_at_least_one(self, positive + ("eval_queries",))
+        check_at_most(self, {"n_envs": MAX_ENVS, "eval_queries": MAX_QUERIES})
+        check_seed(self.seed)
         if self.dim is not None and self.dim <= 0:
             raise ValueError(f"dim must be a positive integer, got {self.dim}")
-        if self.lr <= 0 or self.ent_coef < 0:
-            raise ValueError("lr must be > 0 and ent_coef >= 0")
+        check_finite(self, positive=("lr",), non_negative=("ent_coef",))
+        if self.algo == "ppo" and self.batch_size < 2:
+            raise ValueError(
+                f"ppo needs batch_size >= 2 (it normalises advantages), got {self.batch_size}"
+            )
+        if self.algo == "ppo" and self.n_steps * self.n_envs < 2:
+            raise ValueError("ppo needs n_steps * n_envs >= 2 queries per rollout")
+        resolve_device(self.device)
 
     @property
     def env_kwargs(self) -> dict:
@@ -155,18 +174,20 @@ class EvalCheckpointCallback(BaseCallback):
             self.logger.record(tags.EVAL[name], value)
         self.logger.dump(self.num_timesteps)  # SB3 would dump them a rollout later
         self.progress.set_postfix(kl=f"{self.metrics['kl']:.4f}")
-        state = scorer_state(scorer, self.config.env, self.config.env_kwargs)
+        config = self.config
+        state = scorer_state(scorer, config.env, config.env_kwargs, config.agent_module)
         state.update(
             step=self.num_timesteps,
-            objective=self.config.algo,
-            rl_config=dataclasses.asdict(self.config),
+            objective=config.algo,
+            rl_config=dataclasses.asdict(config),
             metrics=self.metrics,
         )
-        save_atomic(state, self.run_dir / CHECKPOINT)
+        save(state, self.run_dir)
 
 
 def make_model(config: RLConfig):
-    """The SB3 algorithm with a ScorerPolicy on SB3's vec env of ``config.env``."""
+    """The SB3 algorithm with a ScorerPolicy on SB3's vec env of ``config.env``, logging into
+    a new run folder of its own (SB3's layout, ``<logdir>/<run name>_1``)."""
     make_env(config.env, **config.env_kwargs).close()  # a bad id or kwarg: a ValueError
     envs = make_vec_env(
         config.env, n_envs=config.n_envs, seed=config.seed, env_kwargs=config.env_kwargs
@@ -182,18 +203,24 @@ def make_model(config: RLConfig):
     algo_kwargs = {"n_steps": config.n_steps, "gamma": 1.0, "gae_lambda": 1.0}
     if config.algo == "ppo":
         algo_kwargs.update(batch_size=config.batch_size, n_epochs=config.n_epochs)
-    return ALGOS[config.algo](
-        ScorerPolicy,
-        envs,
-        learning_rate=config.lr,
-        ent_coef=config.ent_coef,
-        policy_kwargs=policy_kwargs,
-        tensorboard_log=config.logdir,
-        seed=config.seed,
-        device=config.device,
-        verbose=0,
-        **algo_kwargs,
-    )
+    try:
+        model = ALGOS[config.algo](
+            ScorerPolicy,
+            envs,
+            learning_rate=config.lr,
+            ent_coef=config.ent_coef,
+            policy_kwargs=policy_kwargs,
+            seed=config.seed,
+            device=config.device,
+            verbose=0,
+            **algo_kwargs,
+        )
+    except AssertionError as error:  # SB3 checks its arguments with asserts
+        raise ValueError(f"{config.algo}: {error}") from None
+    # A folder created exclusively: two runs started in the same second never share one.
+    run_dir = create_run_dir(config.logdir, f"{config.run_name()}_1")
+    model.set_logger(configure(str(run_dir), ["tensorboard"]))
+    return model
 
 
 def train_rl(config: RLConfig | None = None, **overrides) -> dict:
@@ -202,10 +229,16 @@ def train_rl(config: RLConfig | None = None, **overrides) -> dict:
     "entropy_bits"}."""
     config = dataclasses.replace(config or RLConfig(), **overrides)
     config.validate()
+    config = dataclasses.replace(config, env=canonical_env_id(config.env))
+    if config.agent_module:
+        import_agent_module(config.agent_module)
     model = make_model(config)
     callback = EvalCheckpointCallback(config)
-    model.learn(config.timesteps, callback=callback, tb_log_name=config.run_name())
-    model.save(callback.run_dir / SB3_MODEL)
+    model.learn(config.timesteps, callback=callback)
+    try:
+        model.save(callback.run_dir / SB3_MODEL)
+    except OSError as error:
+        raise ValueError(f"cannot write {callback.run_dir / SB3_MODEL}: {error}") from None
     rewards = [episode["r"] for episode in model.ep_info_buffer]
     return {
         "run_dir": str(callback.run_dir),

@@ -14,9 +14,13 @@ checkpoint. Each run's command is printed, so a cluster scheduler can run them i
 from __future__ import annotations
 
 import argparse
+import ctypes
+import fcntl
 import json
 import os
+import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -25,7 +29,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from agents.checkpoint import CHECKPOINT, load
+from agents.base import make_config, scorer_class
+from agents.checkpoint import METADATA, read_metadata
 
 GAMES = ("Classic", "Wildcard", "Union", "SymDiff", "Shatter")
 AGENTS = ("contrastive", "joint", "classifier")
@@ -113,6 +118,11 @@ class Run:
             arguments += ["--" + name.replace("_", "-"), value]
         return arguments + (["--dim", str(self.dim)] if self.dim is not None else [])
 
+    @property
+    def label(self) -> str:
+        agent = self.agent if self.dim is None else f"{self.agent}-d{self.dim}"
+        return f"{self.env}__{agent}__{self.objective}__{self.preset}__s{self.seed}"
+
     def matches(self, config: dict) -> bool:
         return (
             config.get("env"),
@@ -152,37 +162,99 @@ def grid(preset: str, games, dims, agents, steps: int | None) -> list[Run]:
     return runs
 
 
-def existing_run(out: Path, run: Run) -> tuple[Path | None, int]:
-    """The furthest run directory of ``run`` under ``out`` and its checkpoint's step (0: a
-    run killed before its first checkpoint, or none)."""
-    best: tuple[Path | None, int] = (None, 0)
+def scan_runs(out: Path, warn: bool = False) -> list[tuple[Path, dict, int]]:
+    """Every run folder under ``out``: (folder, its config, its checkpoint's step; 0 when it
+    was killed before its first checkpoint). A damaged folder (unreadable config.json or
+    checkpoint metadata) is left out, with a one-line warning if ``warn``."""
+    runs = []
     for config_file in sorted(out.glob("*/config.json")):
-        if run.matches(json.loads(config_file.read_text())):
-            checkpoint = config_file.parent / CHECKPOINT
-            step = load(checkpoint)["step"] if checkpoint.is_file() else 0
-            if best[0] is None or step > best[1]:
-                best = (config_file.parent, step)
+        folder = config_file.parent
+        try:
+            config = json.loads(config_file.read_text())
+            if not isinstance(config, dict):
+                raise ValueError("config.json is not an object")
+            has_checkpoint = (folder / METADATA).exists() or (folder / "checkpoint.pt").exists()
+            step = read_metadata(folder)["step"] if has_checkpoint else 0
+        except (OSError, ValueError, KeyError) as error:  # JSONDecodeError is a ValueError
+            if warn:
+                print(f"warning: skipped damaged run folder {folder}: {error}", file=sys.stderr)
+            continue
+        runs.append((folder, config, step))
+    return runs
+
+
+def existing_run(runs: list[tuple[Path, dict, int]], run: Run) -> tuple[Path | None, int]:
+    """The furthest of ``runs`` (``scan_runs``) that is ``run``, and its step (0: none)."""
+    best: tuple[Path | None, int] = (None, 0)
+    for folder, config, step in runs:
+        if run.matches(config) and (best[0] is None or step > best[1]):
+            best = (folder, step)
     return best
 
 
-def command(run: Run, out: Path) -> list[str] | None:
+def command(run: Run, out: Path, runs=None) -> list[str] | None:
     """The command that finishes ``run`` (resuming it if it was cut short), or None."""
-    run_dir, step = existing_run(out, run)
+    run_dir, step = existing_run(scan_runs(out) if runs is None else runs, run)
     if step >= run.steps:
         return None
     resume = ["--resume", str(run_dir)] if run_dir is not None and step > 0 else []
     return [sys.executable, "-m", "train", *run.arguments(out), *resume]
 
 
+def try_lock(out: Path, run: Run):
+    """An open lock file that only this process (and the child it hands it to) holds for
+    ``run``, or None when another sweep's run of it holds it. The kernel drops the lock
+    when the last process holding it ends, so a killed sweep leaves no stale lock."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", run.label)
+    lock = open(out / f".lock-{name}", "w")  # noqa: SIM115 (held open while the run trains)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        return None
+    return lock
+
+
+def die_with_parent() -> None:
+    """In a sweep's child: end with the sweep (Linux's parent-death signal), so a killed
+    sweep leaves no orphan training on. ``SET_SWEEP_PARENT`` names the parent's pid."""
+    parent = os.environ.get("SET_SWEEP_PARENT")
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if str(os.getppid()) != parent:  # the parent ended before the signal was armed
+        os._exit(1)
+
+
 def parse_list(text: str | None, cast=str, allowed=None, name="") -> tuple:
+    """A comma-separated flag as a tuple without repeats (() when not given); ValueError for
+    an empty list or an unknown value."""
     if text is None:
         return ()
-    values = tuple(cast(part.strip()) for part in text.split(",") if part.strip())
+    try:
+        values = tuple(
+            dict.fromkeys(cast(part.strip()) for part in text.split(",") if part.strip())
+        )
+    except ValueError:
+        raise ValueError(f"--{name}: expected comma-separated values, got {text[:80]!r}") from None
+    if not values:
+        raise ValueError(f"--{name} is empty; leave it out for all, or name some")
     if allowed is not None:
         unknown = [v for v in values if v not in allowed]
         if unknown:
             raise ValueError(f"--{name}: unknown {unknown}; allowed: {','.join(allowed)}")
     return values
+
+
+def check_dims(dims: tuple, preset: str) -> None:
+    """ValueError for a dim the contrastive scorer's config refuses."""
+    config_type = scorer_class("contrastive").Config
+    agent_preset = PRESETS[preset]["agent_preset"]
+    for dim in dims:
+        try:
+            make_config(config_type, agent_preset, {"dim": dim})
+        except ValueError as error:
+            raise ValueError(f"--dims: {error}") from None
 
 
 def main(argv=None) -> None:
@@ -202,51 +274,81 @@ def main(argv=None) -> None:
         games = parse_list(args.games, allowed=GAMES, name="games") or GAMES
         agents = parse_list(args.agents, allowed=AGENTS, name="agents") or AGENTS
         dims = parse_list(args.dims, int, name="dims")
-        if (
-            any(d <= 0 for d in dims)
-            or args.jobs < 1
-            or (args.steps is not None and args.steps < 1)
-        ):
-            raise ValueError("--dims, --steps and --jobs must be positive")
+        check_dims(dims, args.preset)
+        if args.jobs < 1 or (args.steps is not None and args.steps < 1):
+            raise ValueError("--steps and --jobs must be positive")
+        make_out(args.out)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     runs = grid(args.preset, games, dims, agents, args.steps)
-    args.out.mkdir(parents=True, exist_ok=True)
-    pending = [(run, command(run, args.out)) for run in runs]
+    existing = scan_runs(args.out, warn=True)
+    pending = [(run, command(run, args.out, existing)) for run in runs]
     todo = [(run, cmd) for run, cmd in pending if cmd is not None]
     print(f"{len(runs)} runs, {len(runs) - len(todo)} already finished", file=sys.stderr)
     for _, cmd in todo:
         print(shlex.join(cmd))
     if args.dry_run:
         return
-    failures = run_all([cmd for _, cmd in todo], args.jobs, len(runs) - len(todo), len(runs))
+    failures = run_all([run for run, _ in todo], args.out, args.jobs, len(runs) - len(todo))
     if failures:
         print(f"error: {failures} run(s) failed; run the sweep again to retry", file=sys.stderr)
         raise SystemExit(1)
 
 
-def run_all(commands: list[list[str]], jobs: int, done: int, total: int) -> int:
-    """Run the commands, ``jobs`` at a time, with a progress bar over runs."""
-    progress = tqdm(total=total, initial=done, desc="sweep", unit="run", file=sys.stderr)
+def make_out(out: Path) -> None:
+    """Create the sweep's folder; ValueError if it is a file or cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"--out {out} is not a folder") from None
+    except OSError as error:
+        raise ValueError(f"--out {out} cannot be created: {error.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"--out {out} is not writable")
+
+
+def run_all(runs: list[Run], out: Path, jobs: int, done: int) -> int:
+    """Train the runs, ``jobs`` at a time, with a progress bar over runs; returns how many
+    failed. A run that another sweep is training (its lock is held) is skipped."""
+    progress = tqdm(total=done + len(runs), initial=done, desc="sweep", unit="run", file=sys.stderr)
     # Share the cores between the runs rather than oversubscribing them.
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    environment = {"OMP_NUM_THREADS": threads, **os.environ}
-    running: list[subprocess.Popen] = []
+    environment = {"OMP_NUM_THREADS": threads, **os.environ, "SET_SWEEP_PARENT": str(os.getpid())}
+    running: dict[subprocess.Popen, object] = {}
     failures = 0
-    queue = list(commands)
+    queue = list(runs)
     while queue or running:
         while queue and len(running) < jobs:
-            command = queue.pop(0)
-            running.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, env=environment))
-        for process in list(running):
-            if process.poll() is not None:
-                running.remove(process)
-                failures += process.returncode != 0
+            started = start(queue.pop(0), out, environment)
+            if started is None:
                 progress.update(1)
+            else:
+                running[started[0]] = started[1]
+        for process in [p for p in running if p.poll() is not None]:
+            running.pop(process).close()
+            failures += process.returncode != 0
+            progress.update(1)
         time.sleep(0.2)
     progress.close()
     return failures
+
+
+def start(run: Run, out: Path, environment: dict):
+    """Start ``run``'s training, holding its lock (handed to the child too, so the lock
+    lives as long as the training); None if it is running elsewhere or already finished."""
+    lock = try_lock(out, run)
+    if lock is None:
+        tqdm.write(f"skipped {run.label}: another sweep is training it", file=sys.stderr)
+        return None
+    cmd = command(run, out)  # again, under the lock: another sweep may have finished it
+    if cmd is None:
+        lock.close()
+        return None
+    process = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, env=environment, pass_fds=(lock.fileno(),)
+    )
+    return process, lock
 
 
 if __name__ == "__main__":

@@ -4,8 +4,6 @@ TensorBoard, atomic checkpoints, resume, and DDP under torchrun."""
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import json
 import math
 import os
 import sys
@@ -19,12 +17,27 @@ import torch.distributed as dist
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from agents.base import make_env, make_with_preset
-from agents.checkpoint import CHECKPOINT, load, save_atomic, scorer_state
+from agents.base import (
+    canonical_env_id,
+    import_agent_module,
+    make_env,
+    make_with_preset,
+    resolve_device,
+)
+from agents.checkpoint import (
+    CHECKPOINT,
+    check_finite_weights,
+    load,
+    rebuild_scorer,
+    run_folder,
+    save,
+    scorer_state,
+    write_json_atomic,
+)
 from eval import tags
 from eval.harness import score_eval_set, summarize
 from eval.sets import make_eval_set
-from train.config import TrainConfig, run_name
+from train.config import TrainConfig, create_run_dir, run_name
 from train.data import Curriculum, QueryStream
 from train.objectives import make_objective
 
@@ -32,7 +45,12 @@ AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NonFiniteLoss(RuntimeError):
-    """The loss became NaN or infinite; the run stopped and its checkpoint is the last good."""
+    """The loss, the gradients or the weights became NaN or infinite: the run stopped, and
+    its checkpoint (if one was written) is the last good state."""
+
+
+# What a resumed run may change: its length, where it runs and how often it reports.
+RESUME_CHANGEABLE = ("steps", "device", "compile", "log_every", "eval_every", "logdir")
 
 
 def lr_factor(schedule: str, warmup: int, total: int):
@@ -97,24 +115,27 @@ class Distributed:
             dist.destroy_process_group()
 
 
-def resolve_device(config: TrainConfig, distributed: Distributed) -> torch.device:
-    if config.device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {config.device!r} asked, but CUDA is not available here")
-        if distributed.world > 1:
-            return torch.device("cuda", distributed.local_rank)
-    elif config.device != "cpu":
-        raise ValueError(f"device must be cpu, cuda or cuda:N, got {config.device!r}")
-    if config.precision == "fp16" and not config.device.startswith("cuda"):
+def training_device(config: TrainConfig, distributed: Distributed) -> torch.device:
+    """The device of this process: ``config.device``, or this rank's GPU under torchrun."""
+    device = resolve_device(config.device)
+    if config.precision == "fp16" and device.type != "cuda":
         raise ValueError("precision fp16 needs CUDA; use bf16 or fp32 on CPU")
-    return torch.device(config.device)
+    if device.type == "cuda" and distributed.world > 1:
+        return torch.device("cuda", distributed.local_rank)
+    return device
 
 
-def build_scorer(config: TrainConfig, env: gym.Env) -> torch.nn.Module:
-    """The registered scorer at the config's preset; ``dim``, when given, goes to the
-    constructor, which refuses it if it has none."""
+def build_scorer(config: TrainConfig, env: gym.Env, resumed: dict | None) -> torch.nn.Module:
+    """A resumed run's scorer as its checkpoint describes it (a later change of the presets
+    cannot alter it); else the registered scorer at the config's preset, with ``dim``, when
+    given, passed to the constructor, which refuses it if it has none."""
+    if resumed is not None:
+        return rebuild_scorer(resumed, config.resume, weights=False)
     dim = {} if config.dim is None else {"dim": config.dim}
-    return make_with_preset(config.agent, env, config.preset, **dim)
+    try:
+        return make_with_preset(config.agent, env, config.preset, **dim)
+    except TypeError as error:  # a user class that takes other arguments
+        raise ValueError(f"agent {config.agent!r}: {error}") from None
 
 
 def _check_objective(scorer, objective: str) -> None:
@@ -125,32 +146,111 @@ def _check_objective(scorer, objective: str) -> None:
         )
 
 
-class Trainer:
-    """One run: ``Trainer(config).run()`` returns the final metrics and the run directory."""
+def given_fields(config: TrainConfig) -> set[str]:
+    """The fields of ``config`` that differ from the defaults: those a caller set."""
+    default = TrainConfig()
+    return {
+        field.name
+        for field in dataclasses.fields(TrainConfig)
+        if getattr(config, field.name) != getattr(default, field.name)
+    }
 
-    def __init__(self, config: TrainConfig):
-        if config.agent_module:
-            importlib.import_module(config.agent_module)
-        self.resumed = load(config.resume) if config.resume else None
-        if self.resumed is not None:
-            config = self._resumed_config(config)
-        config.validate()
-        self.config = config
+
+def flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def resumed_config(config: TrainConfig, given: set[str], state: dict) -> TrainConfig:
+    """The config of a run resumed from ``state``: its own settings, with only the fields of
+    ``RESUME_CHANGEABLE`` taken from ``config``. ValueError if another given field differs
+    from the run's, or if ``--steps`` is below the step the run has reached."""
+    if "train_config" not in state:
+        raise ValueError(
+            f"{config.resume} is not a supervised run (an RL run of train.rl?): "
+            "python -m train resumes only its own runs"
+        )
+    try:
+        saved = TrainConfig(**state["train_config"])
+    except TypeError as error:
+        raise ValueError(
+            f"checkpoint {config.resume}: its train_config is unusable ({error})"
+        ) from None
+    saved = dataclasses.replace(saved, env=canonical_env_id(saved.env))
+    refused = [
+        f"--{flag(name)} {getattr(config, name)!r} (the run's: {getattr(saved, name)!r})"
+        for name in sorted(given - set(RESUME_CHANGEABLE) - {"resume", "agent_module"})
+        if getattr(config, name) != getattr(saved, name)
+    ]
+    if refused:
+        allowed = ", ".join("--" + flag(name) for name in RESUME_CHANGEABLE)
+        raise ValueError(
+            f"a resumed run keeps its own settings, but {'; '.join(refused)} differ: start a new "
+            f"run to change them (a resumed run may change only {allowed})"
+        )
+    changes = {name: getattr(config, name) for name in RESUME_CHANGEABLE if name in given}
+    resumed = dataclasses.replace(saved, **changes, resume=config.resume)
+    resumed.agent_module = config.agent_module or saved.agent_module
+    if resumed.steps < state["step"]:
+        raise ValueError(
+            f"--steps {resumed.steps} is below the step the run has reached ({state['step']})"
+        )
+    return resumed
+
+
+class Trainer:
+    """One run: ``Trainer(config).run()`` returns the final metrics and the run directory.
+
+    ``given`` names the fields the caller set (the CLI's flags); by default, those that
+    differ from the defaults. Only they may override a resumed run's settings."""
+
+    def __init__(self, config: TrainConfig, given: set[str] | None = None):
+        self.resumed = None
+        self.config = self._settle_config(config, given_fields(config) if given is None else given)
+        config = self.config
         self.distributed = Distributed(config.device)
-        self.device = resolve_device(config, self.distributed)
+        self.device = training_device(config, self.distributed)
         torch.manual_seed(config.seed)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+        self._build_env_and_scorer()
+        self._build_optimisation()
+        self.step, self.saved_step = 0, None
+        if self.resumed is not None:
+            self._restore(self.resumed)
+        self.run_dir = self._run_dir()
+        self.model = self._wrap_model()
+        self.eval_set = make_eval_set(
+            config.env, config.eval_queries, 0, config.eval_distribution, self.env_kwargs
+        )
 
-        env_kwargs = {"tokens": config.tokens}
-        self.env = make_env(config.env, **env_kwargs)
-        self.env_kwargs = env_kwargs
+    def _settle_config(self, config: TrainConfig, given: set[str]) -> TrainConfig:
+        """Validate; on resume, read the checkpoint (once) and merge its settings."""
+        config = dataclasses.replace(config, env=canonical_env_id(config.env))
+        if config.agent_module:
+            import_agent_module(config.agent_module)
+        if config.resume:
+            self.resumed = load(config.resume)
+            config = dataclasses.replace(config, resume=str(run_folder(config.resume)))
+            given_module = config.agent_module
+            config = resumed_config(config, given, self.resumed)
+            if config.agent_module and config.agent_module != given_module:
+                import_agent_module(config.agent_module, recorded=True)
+        config.validate()
+        return config
+
+    def _build_env_and_scorer(self) -> None:
+        config = self.config
+        self.env_kwargs = {"tokens": config.tokens}
+        self.env = make_env(config.env, **self.env_kwargs)
         self.curriculum = Curriculum(self.env.unwrapped.game, config.curriculum)
-        self.scorer = build_scorer(config, self.env).to(self.device)
+        self.scorer = build_scorer(config, self.env, self.resumed).to(self.device)
         _check_objective(self.scorer, config.objective)
         self.dim = getattr(getattr(self.scorer, "config", None), "dim", None)
         self.objective = make_objective(config.objective, config.mask_duplicates)
+
+    def _build_optimisation(self) -> None:
+        config = self.config
         self.optimizer = torch.optim.AdamW(
             self.scorer.parameters(),
             lr=config.lr,
@@ -161,61 +261,66 @@ class Trainer:
         factor = lr_factor(config.schedule, config.warmup, config.steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
-        self.step = 0
-        if self.resumed is not None:
-            self._restore(self.resumed)
-            self.run_dir = Path(config.resume)
-        else:
-            self.run_dir = Path(config.logdir) / run_name(
-                config.env, config.agent, self.dim, config.objective, config.seed
-            )
-        self.model = self.scorer
-        if config.compile:
-            self.model = torch.compile(self.model)
+
+    def _run_dir(self) -> Path:
+        config = self.config
+        if config.resume:
+            return Path(config.resume)
+        name = run_name(config.env, config.agent, self.dim, config.objective, config.seed)
+        if not self.distributed.main:
+            return Path(config.logdir) / name  # only rank 0 writes
+        return create_run_dir(config.logdir, name)
+
+    def _wrap_model(self) -> torch.nn.Module:
+        model = self.scorer
+        if self.config.compile:
+            model = torch.compile(model)
         if self.distributed.world > 1:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids)
-        self.eval_set = make_eval_set(
-            config.env, config.eval_queries, 0, config.eval_distribution, env_kwargs
-        )
-
-    def _resumed_config(self, config: TrainConfig) -> TrainConfig:
-        saved = TrainConfig(**self.resumed["train_config"])
-        if config.env != saved.env:
-            raise ValueError(
-                f"checkpoint {config.resume} was trained on {saved.env}, not {config.env}"
-            )
-        # A resumed run keeps its own settings; only the length and the machine may change.
-        return dataclasses.replace(
-            saved,
-            steps=config.steps,
-            device=config.device,
-            resume=config.resume,
-            agent_module=config.agent_module or saved.agent_module,
-        )
+            model = torch.nn.parallel.DistributedDataParallel(model, device_ids)
+        return model
 
     def _restore(self, state: dict) -> None:
         if state["agent"] != self.scorer.name:
             raise ValueError(f"checkpoint holds agent {state['agent']!r}, not {self.scorer.name!r}")
-        self.scorer.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        restore_rng_states(state["rng"])
-        self.step = state["step"]
+        try:
+            self.scorer.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            restore_rng_states(state["rng"])
+            self.step = self.saved_step = state["step"]
+        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+            detail = str(error).strip().splitlines()[-1][:200]
+            raise ValueError(
+                f"checkpoint {self.config.resume} cannot be resumed ({type(error).__name__}: "
+                f"{detail})"
+            ) from None
 
     def _checkpoint(self, metrics: dict | None) -> None:
-        state = scorer_state(self.scorer, self.config.env, self.env_kwargs)
+        state = scorer_state(
+            self.scorer, self.config.env, self.env_kwargs, self.config.agent_module
+        )
         state.update(
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(),
             scaler=self.scaler.state_dict(),
             rng=rng_states(),
             step=self.step,
+            objective=self.config.objective,
             train_config=dataclasses.asdict(self.config),
             metrics=metrics,
         )
-        save_atomic(state, self.run_dir / CHECKPOINT)
+        save(state, self.run_dir)
+        self.saved_step = self.step
+
+    def _non_finite(self, what: str, step: int) -> NonFiniteLoss:
+        """The error that stops a run at ``step``, saying what is left on disk."""
+        if self.saved_step is None:
+            kept = "no checkpoint had been written"
+        else:
+            kept = f"{self.run_dir / CHECKPOINT} keeps the last good state (step {self.saved_step})"
+        return NonFiniteLoss(f"{what} at step {step}; the run stopped and {kept}")
 
     def evaluate(self) -> dict[str, float]:
         autocast = AUTOCAST_DTYPES[self.config.precision]
@@ -224,6 +329,10 @@ class Trainer:
     def run(self) -> dict:
         """Train to ``config.steps``; returns {"run_dir", "step", "losses", metrics...}."""
         config, main = self.config, self.distributed.main
+        if self.step >= config.steps:  # a resumed run that is already complete
+            self.distributed.close()
+            metrics = (self.resumed or {}).get("metrics") or {}
+            return {"run_dir": str(self.run_dir), "step": self.step, "losses": [], **metrics}
         writer = self._open_writer() if main else None
         stream = QueryStream(
             self.curriculum,
@@ -270,6 +379,8 @@ class Trainer:
         return {"run_dir": str(self.run_dir), "step": self.step, "losses": losses, **metrics}
 
     def _train_step(self, batch) -> tuple[float, float]:
+        """One update. The loss and (without a GradScaler, which skips such steps itself)
+        the gradient norm are checked before the update touches the weights."""
         config = self.config
         autocast_dtype = AUTOCAST_DTYPES[config.precision]
         autocast = (
@@ -287,35 +398,40 @@ class Trainer:
             positives = self.distributed.gather(positives, differentiable=False)
         loss = self.objective(logits, positives, keys)
         if not torch.isfinite(loss):
-            raise NonFiniteLoss(
-                f"non-finite loss ({loss.item()}) at step {self.step + 1}; the run stopped and "
-                f"{self.run_dir / CHECKPOINT} keeps the last good state"
-            )
+            raise self._non_finite(f"non-finite loss ({loss.item()})", self.step + 1)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         max_norm = config.grad_clip if config.grad_clip > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.scorer.parameters(), max_norm)
+        if not self.scaler.is_enabled() and not torch.isfinite(grad_norm):
+            raise self._non_finite(f"non-finite gradient norm ({float(grad_norm)})", self.step + 1)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
         return loss.item(), float(grad_norm)
 
     def _evaluate_and_save(self, writer) -> dict[str, float]:
+        """Evaluate and checkpoint, unless the last update made the weights non-finite (then
+        the run stops, and the checkpoint on disk stays the last good one)."""
+        try:
+            check_finite_weights(self.scorer.state_dict(), "scorer")
+        except ValueError:
+            raise self._non_finite("the update made the weights non-finite", self.step) from None
         metrics = self.evaluate() if self.distributed.main else {}
         if self.distributed.main:
+            if not all(math.isfinite(value) for value in metrics.values()):
+                raise self._non_finite(f"non-finite evaluation metrics {metrics}", self.step)
             for name, value in metrics.items():
                 writer.add_scalar(tags.EVAL[name], value, self.step)
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             self._checkpoint(metrics)
         if self.distributed.world > 1:
             dist.barrier()
         return metrics
 
     def _open_writer(self) -> SummaryWriter:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         config = dataclasses.asdict(self.config)
-        (self.run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        write_json_atomic(self.run_dir / "config.json", config)
         writer = SummaryWriter(str(self.run_dir))
         rows = "\n".join(f"|{key}|{value}|" for key, value in config.items())
         writer.add_text(tags.HPARAMS_TEXT, "|parameter|value|\n|-|-|\n" + rows, self.step)
@@ -345,18 +461,13 @@ class Trainer:
         writer.close()
 
 
-def with_resume_env(config: TrainConfig, env_given: bool) -> TrainConfig:
-    """A resumed run trains its checkpoint's env unless another was named (then: an error)."""
-    if config.resume and not env_given:
-        return dataclasses.replace(config, env=load(config.resume)["train_config"]["env"])
-    return config
-
-
 def train(config: TrainConfig | None = None, **overrides) -> dict:
     """Run a training job from Python (notebooks): ``train(env="SetUnion27-v0", steps=100)``.
 
     Returns {"run_dir", "step", "losses" (this call's), "kl", "topk_overlap", "entropy_bits"}.
+    A resumed run (``resume=RUN_DIR``) keeps its settings: only ``steps``, ``device``,
+    ``compile``, ``log_every``, ``eval_every`` and ``logdir`` may differ from the run's.
     """
-    config = dataclasses.replace(config or TrainConfig(), **overrides)
-    config = with_resume_env(config, "env" in overrides)
-    return Trainer(config).run()
+    base = config or TrainConfig()
+    config = dataclasses.replace(base, **overrides)
+    return Trainer(config, given_fields(base) | set(overrides)).run()

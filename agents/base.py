@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 import set_env  # noqa: F401  (registers the env ids)
+from set_env.checks import excerpt
 from set_env.query import vocab as vocab_of
 from set_env.vocab import CARD0, PAD
 
@@ -38,13 +39,13 @@ def make_env(env_id: str, **env_kwargs) -> gym.Env:
     module = entry_point if isinstance(entry_point, str) else entry_point.__module__
     if not module.startswith("set_env."):
         raise ValueError(
-            f"env {env_id!r} is not a SET environment; use one of set_env.ENV_IDS, "
+            f"env {excerpt(env_id)} is not a SET environment; use one of set_env.ENV_IDS, "
             "e.g. SetUnion27-v0"
         )
     try:
         return gym.make(env_id, **env_kwargs)
     except (gym.error.Error, TypeError) as error:
-        raise ValueError(f"env {env_id!r}: {error}") from None
+        raise ValueError(f"env {excerpt(env_id)}: {str(error)[:300]}") from None
 
 
 def canonical_env_id(env_id: str) -> str:
@@ -55,7 +56,7 @@ def canonical_env_id(env_id: str) -> str:
             importlib.import_module(module)
         return gym.spec(name).id
     except (gym.error.Error, ImportError) as error:
-        raise ValueError(f"env {env_id!r}: {error}") from None
+        raise ValueError(f"env {excerpt(env_id)}: {str(error)[:300]}") from None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -64,7 +65,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     if not re.fullmatch(r"cuda(:\d+)?", str(name)):
-        raise ValueError(f"device must be cpu, cuda or cuda:N, got {name!r}")
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {excerpt(name)}")
     if not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked, but CUDA is not available here")
     device = torch.device(name)
@@ -77,13 +78,16 @@ def import_agent_module(name: str, recorded: bool = False) -> None:
     """Import the module that registers a user's scorers. ``recorded``: the name comes from a
     checkpoint (data), so it must look like a user's module, not the standard library's."""
     if not isinstance(name, str) or not _MODULE_NAME.fullmatch(name):
-        raise ValueError(f"agent_module must be a dotted module name, got {str(name)[:80]!r}")
+        raise ValueError(f"agent_module must be a dotted module name, got {excerpt(name)}")
     if recorded and name.split(".")[0] in sys.stdlib_module_names:
-        raise ValueError(f"the checkpoint names agent module {name!r}, a standard module: refused")
+        raise ValueError(
+            f"the checkpoint names agent module {excerpt(name)}, a standard module: refused"
+        )
     try:
         importlib.import_module(name)
     except ImportError as error:
-        raise ValueError(f"agent module {name!r} cannot be imported: {error}") from None
+        reason = str(error)[:200]
+        raise ValueError(f"agent module {excerpt(name)} cannot be imported: {reason}") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,7 +155,7 @@ def make_config(config_type: type, preset: str, overrides: dict):
     """A config dataclass from a preset and explicit overrides (which win)."""
     presets = getattr(config_type, "presets", {"small": {}})
     if preset not in presets:
-        raise ValueError(f"preset must be one of {tuple(presets)}, got {preset!r}")
+        raise ValueError(f"preset must be one of {tuple(presets)}, got {excerpt(preset)}")
     names = {f.name for f in dataclasses.fields(config_type)}
     unknown = sorted(set(overrides) - names)
     if unknown:
@@ -187,7 +191,7 @@ def available() -> list[str]:
 def scorer_class(name: str) -> type[Scorer]:
     if name not in _REGISTRY:
         raise ValueError(
-            f"unknown agent {name!r}; available: {', '.join(available())} (a scorer of your "
+            f"unknown agent {excerpt(name)}; available: {', '.join(available())} (a scorer of your "
             "own: pass --agent-module, the module that registers it)"
         )
     return _REGISTRY[name]

@@ -38,9 +38,9 @@ from agents.checkpoint import METADATA, read_metadata
 from eval import reference
 from eval.figures import pyplot, save
 from eval.metrics import kl_to_uniform_positives
-from eval.sets import draw_eval_set
+from eval.sets import check_queries, draw_eval_set
 from set_env import rules
-from set_env.checks import check_seed
+from set_env.checks import check_seed, excerpt
 from set_env.deck import Deck, is_int
 from set_env.games import Game, make_game
 
@@ -277,7 +277,9 @@ def parse_deck(text: str) -> tuple[int, int]:
     """``"4x3"`` -> (4 attributes, 3 values): the 81-card deck."""
     parts = text.strip().lower().split("x")
     if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"--decks: a deck is ATTRIBUTESxVALUES, e.g. 4x3 (81 cards), got {text!r}")
+        raise ValueError(
+            f"--decks: a deck is ATTRIBUTESxVALUES, e.g. 4x3 (81 cards), got {excerpt(text)}"
+        )
     attributes, values = map(int, parts)
     Deck(attributes, values)  # validates the sizes
     return attributes, values
@@ -501,8 +503,7 @@ def answers_to_fit(
         positives = game.enumerate(split=None).positives
         sizes = positives.sum(axis=1)
     else:
-        if not is_int(queries) or queries < 1:
-            raise ValueError(f"queries must be an integer >= 1, got {queries!r}")
+        check_queries(queries)
         positives = draw_eval_set(env_id, queries, seed, env_kwargs=env_kwargs).positives
         sizes = np.ones(len(positives))
     answers, inverse = np.unique(positives, axis=0, return_inverse=True)
@@ -631,7 +632,9 @@ def parse_ints(text: str, name: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"--{name} must be comma-separated integers, got {text!r}") from None
+        raise ValueError(
+            f"--{name} must be comma-separated integers, got {excerpt(text)}"
+        ) from None
 
 
 def run_subsets(args) -> dict:

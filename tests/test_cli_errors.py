@@ -267,3 +267,14 @@ def test_report_and_analysis_places(tmp_path, capsys):
 def test_rank_of_a_deck_too_large_to_list_fails_fast(capsys):
     argv = ["rank", "--game", "classic", "--attributes", "7", "--values", "3"]
     assert "MAX_CELLS" in one_line_error(capsys, analysis_cli, argv)
+
+
+@pytest.mark.parametrize("flag", ["--env", "--agent", "--objective", "--agent-module", "--device"])
+def test_a_huge_argument_is_quoted_as_an_excerpt(tmp_path, capsys, flag):
+    argv = [flag, "x" * 1_000_000, "--steps", "1", "--logdir", str(tmp_path)]
+    assert len(one_line_error(capsys, train_cli, argv)) < 1000
+
+
+def test_a_huge_sweep_list_is_quoted_as_an_excerpt(tmp_path, capsys):
+    argv = ["--out", str(tmp_path), "--games", "x" * 1_000_000, "--dry-run"]
+    assert len(one_line_error(capsys, sweep_cli, argv)) < 1000

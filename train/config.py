@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eval.sets import MAX_QUERIES
-from set_env.checks import check_seed, is_int
+from set_env.checks import check_seed, excerpt, is_int
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 SCHEDULES = ("noam", "cosine")
@@ -106,7 +106,9 @@ def check_choices(config, choices: dict[str, tuple]) -> None:
     """ValueError for the first field of ``config`` whose value is not among its choices."""
     for name, allowed in choices.items():
         if getattr(config, name) not in allowed:
-            raise ValueError(f"{name} must be one of {allowed}, got {getattr(config, name)!r}")
+            raise ValueError(
+                f"{name} must be one of {allowed}, got {excerpt(getattr(config, name))}"
+            )
 
 
 def check_at_least_one(config, names) -> None:

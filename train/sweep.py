@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from agents.base import make_config, scorer_class
 from agents.checkpoint import METADATA, read_metadata
+from set_env.checks import excerpt
 
 GAMES = ("Classic", "Wildcard", "Union", "SymDiff", "Shatter")
 AGENTS = ("contrastive", "joint", "classifier")
@@ -236,13 +237,15 @@ def parse_list(text: str | None, cast=str, allowed=None, name="") -> tuple:
             dict.fromkeys(cast(part.strip()) for part in text.split(",") if part.strip())
         )
     except ValueError:
-        raise ValueError(f"--{name}: expected comma-separated values, got {text[:80]!r}") from None
+        raise ValueError(
+            f"--{name}: expected comma-separated values, got {excerpt(text)}"
+        ) from None
     if not values:
         raise ValueError(f"--{name} is empty; leave it out for all, or name some")
     if allowed is not None:
         unknown = [v for v in values if v not in allowed]
         if unknown:
-            raise ValueError(f"--{name}: unknown {unknown}; allowed: {','.join(allowed)}")
+            raise ValueError(f"--{name}: unknown {excerpt(unknown)}; allowed: {','.join(allowed)}")
     return values
 
 

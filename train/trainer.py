@@ -37,6 +37,7 @@ from agents.checkpoint import (
 from eval import tags
 from eval.harness import score_eval_set, summarize
 from eval.sets import make_eval_set
+from set_env.checks import excerpt
 from train.config import TrainConfig, create_run_dir, run_name
 from train.data import Curriculum, QueryStream
 from train.objectives import make_objective
@@ -177,7 +178,7 @@ def resumed_config(config: TrainConfig, given: set[str], state: dict) -> TrainCo
         ) from None
     saved = dataclasses.replace(saved, env=canonical_env_id(saved.env))
     refused = [
-        f"--{flag(name)} {getattr(config, name)!r} (the run's: {getattr(saved, name)!r})"
+        f"--{flag(name)} {excerpt(getattr(config, name))} (the run's: {getattr(saved, name)!r})"
         for name in sorted(given - set(RESUME_CHANGEABLE) - {"resume", "agent_module"})
         if getattr(config, name) != getattr(saved, name)
     ]

@@ -1,5 +1,7 @@
 """Shared test set-up."""
 
+from pathlib import Path
+
 import pytest
 
 import agents
@@ -22,3 +24,38 @@ def small_agents(monkeypatch):
     for name in ("contrastive", "joint", "classifier"):
         config_type = agents.scorer_class(name).Config
         monkeypatch.setitem(config_type.presets, "small", {**config_type.presets["small"], **TINY})
+
+
+@pytest.fixture
+def cli_error(capsys):
+    """``cli_error(main, argv)``: run a CLI's ``main`` that must exit with ``code`` (2, a
+    usage error, by default) and return its last stderr line, which must be ``error: ...``."""
+
+    def run(main, argv, code: int = 2) -> str:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == code
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines and lines[-1].startswith("error: "), lines
+        return lines[-1]
+
+    return run
+
+
+@pytest.fixture
+def rl_run(tmp_path, small_agents) -> Path:
+    """The folder of a tiny finished PPO run of the classifier on SetClassic27-v0."""
+    from train.rl import train_rl
+
+    result = train_rl(
+        env="SetClassic27-v0",
+        agent="classifier",
+        timesteps=64,
+        n_envs=2,
+        n_steps=32,
+        batch_size=32,
+        eval_every=64,
+        eval_queries=16,
+        logdir=str(tmp_path / "rl"),
+    )
+    return Path(result["run_dir"])

@@ -25,7 +25,7 @@ from eval.analysis import main as analysis_cli
 from eval.report import main as report_cli
 from train import train
 from train.__main__ import main as train_cli
-from train.rl import SB3_MODEL, train_rl
+from train.rl import SB3_MODEL
 from train.sweep import main as sweep_cli
 
 pytestmark = pytest.mark.usefixtures("small_agents")
@@ -67,16 +67,7 @@ def plant_malicious_checkpoint(run_dir: Path, marker: Path) -> None:
     write_json_atomic(run_dir / METADATA, {**metadata, "step": 1})
 
 
-def one_line_error(capsys, run, argv) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        run(argv)
-    assert exit_info.value.code != 0
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert lines[-1].startswith("error: "), lines
-    return lines[-1]
-
-
-def test_a_malicious_checkpoint_runs_nothing_at_any_entry_point(tmp_path, capsys):
+def test_a_malicious_checkpoint_runs_nothing_at_any_entry_point(tmp_path, capsys, cli_error):
     runs = tmp_path / "runs"
     run_dir = tiny_run(runs)
     marker = tmp_path / "pwned"
@@ -84,9 +75,9 @@ def test_a_malicious_checkpoint_runs_nothing_at_any_entry_point(tmp_path, capsys
     capsys.readouterr()
     refused = "could run code"
 
-    assert refused in one_line_error(capsys, eval_cli, ["--checkpoint", str(run_dir)])
-    assert refused in one_line_error(capsys, train_cli, ["--resume", str(run_dir), "--steps", "4"])
-    report = one_line_error(capsys, report_cli, [str(runs), "--queries", "64"])
+    assert refused in cli_error(eval_cli, ["--checkpoint", str(run_dir)])
+    assert refused in cli_error(train_cli, ["--resume", str(run_dir), "--steps", "4"])
+    report = cli_error(report_cli, [str(runs), "--queries", "64"])
     assert "no usable run" in report
     with pytest.raises(ValueError, match=refused):
         load_scorer(run_dir)
@@ -117,22 +108,11 @@ def test_the_sweep_reports_a_malicious_checkpoint_as_a_failed_run(tmp_path, caps
     assert not marker.exists()
 
 
-def test_checkpoints_hold_only_tensors_and_plain_data(tmp_path):
+def test_checkpoints_hold_only_tensors_and_plain_data(tmp_path, rl_run):
     run_dir = tiny_run(tmp_path)
     state = torch.load(run_dir / CHECKPOINT, weights_only=True)  # would raise otherwise
     assert {"model", "optimizer", "scheduler", "scaler", "rng", "sha256"} <= set(state)
-    rl = train_rl(
-        env="SetClassic27-v0",
-        agent="classifier",
-        timesteps=64,
-        n_envs=2,
-        n_steps=32,
-        batch_size=32,
-        eval_every=64,
-        eval_queries=16,
-        logdir=str(tmp_path / "rl"),
-    )
-    torch.load(Path(rl["run_dir"]) / CHECKPOINT, weights_only=True)
+    torch.load(rl_run / CHECKPOINT, weights_only=True)
 
 
 def test_metadata_beside_the_checkpoint_needs_no_weights(tmp_path):
@@ -197,22 +177,6 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     assert (run_dir / CHECKPOINT).read_bytes() == before
 
 
-@pytest.fixture
-def sb3_run(tmp_path) -> Path:
-    result = train_rl(
-        env="SetClassic27-v0",
-        agent="classifier",
-        timesteps=64,
-        n_envs=2,
-        n_steps=32,
-        batch_size=32,
-        eval_every=64,
-        eval_queries=16,
-        logdir=str(tmp_path),
-    )
-    return Path(result["run_dir"])
-
-
 def rewrite_data(zip_path: Path, change) -> None:
     """Rewrite the JSON ``data`` entry of an SB3 zip through ``change(data)``."""
     with zipfile.ZipFile(zip_path) as archive:
@@ -225,20 +189,20 @@ def rewrite_data(zip_path: Path, change) -> None:
             archive.writestr(name, content)
 
 
-def test_sb3_models_load_without_unpickling(sb3_run, tmp_path):
-    model = load_model(sb3_run / SB3_MODEL)
-    saved = load(sb3_run)["model"]
+def test_sb3_models_load_without_unpickling(rl_run, tmp_path):
+    model = load_model(rl_run / SB3_MODEL)
+    saved = load(rl_run)["model"]
     for name, value in model.policy.scorer.state_dict().items():
         assert torch.equal(value, saved[name])
     action, _ = model.predict(np.zeros(model.observation_space.shape, dtype=np.int64))
     assert 0 <= int(action) < 27
 
 
-def test_a_malicious_sb3_zip_runs_nothing(sb3_run, tmp_path):
+def test_a_malicious_sb3_zip_runs_nothing(rl_run, tmp_path):
     marker = tmp_path / "pwned"
     payload = {":serialized:": __import__("base64").b64encode(pickle.dumps(Payload(marker)))}
     payload[":serialized:"] = payload[":serialized:"].decode()
-    zip_path = sb3_run / SB3_MODEL
+    zip_path = rl_run / SB3_MODEL
     # A payload in an entry the loader rebuilds is never read ...
     rewrite_data(zip_path, lambda data: data.update(policy_class=payload))
     load_model(zip_path)

@@ -22,16 +22,6 @@ pytestmark = pytest.mark.usefixtures("small_agents")
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
 
-def one_line_error(capsys, run, argv) -> str:
-    """The CLI's only stderr line after its progress output: ``error: ...``, exit 2."""
-    with pytest.raises(SystemExit) as exit_info:
-        run(argv)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("error: "), error
-    return error
-
-
 @pytest.fixture(scope="module")
 def classic_run(tmp_path_factory) -> Path:
     """A finished 27-card run (step 4) to evaluate, resume and damage copies of."""
@@ -65,27 +55,27 @@ def classic_run(tmp_path_factory) -> Path:
         (["--seed", "-1"], "seed must be an integer in [0, 2**63)"),
     ],
 )
-def test_train_flags(tmp_path, capsys, arguments, message):
-    assert message in one_line_error(capsys, train_cli, [*arguments, "--logdir", str(tmp_path)])
+def test_train_flags(tmp_path, arguments, message, cli_error):
+    assert message in cli_error(train_cli, [*arguments, "--logdir", str(tmp_path)])
 
 
 @pytest.mark.parametrize("where", ["file", "under_a_file"])
-def test_train_logdir_that_is_no_folder(tmp_path, capsys, where):
+def test_train_logdir_that_is_no_folder(tmp_path, where, cli_error):
     (tmp_path / "file").touch()
     logdir = tmp_path / "file" if where == "file" else tmp_path / "file" / "runs"
-    error = one_line_error(capsys, train_cli, ["--steps", "1", "--logdir", str(logdir)])
+    error = cli_error(train_cli, ["--steps", "1", "--logdir", str(logdir)])
     assert error == f"error: logdir {logdir} is not a folder"
 
 
-def test_resume_refuses_changed_settings_and_says_which(classic_run, capsys):
+def test_resume_refuses_changed_settings_and_says_which(classic_run, cli_error):
     argv = ["--resume", str(classic_run), "--lr", "5", "--objective", "ce", "--steps", "6"]
-    error = one_line_error(capsys, train_cli, argv)
+    error = cli_error(train_cli, argv)
     assert "--lr 5.0 (the run's: 0.001)" in error and "--objective" not in error  # ce = ce
     assert "may change only --steps, --device" in error
 
 
-def test_resume_refuses_fewer_steps_than_reached(classic_run, capsys):
-    error = one_line_error(capsys, train_cli, ["--resume", str(classic_run), "--steps", "2"])
+def test_resume_refuses_fewer_steps_than_reached(classic_run, cli_error):
+    error = cli_error(train_cli, ["--resume", str(classic_run), "--steps", "2"])
     assert error == "error: --steps 2 is below the step the run has reached (4)"
 
 
@@ -99,21 +89,8 @@ def test_resume_takes_the_checkpoint_file_too(classic_run, tmp_path, capsys):
     assert load(copy)["step"] == 6
 
 
-def test_resume_of_an_rl_run_is_refused(tmp_path, capsys):
-    from train.rl import train_rl
-
-    run_dir = train_rl(
-        env="SetClassic27-v0",
-        agent="classifier",
-        timesteps=64,
-        n_envs=2,
-        n_steps=32,
-        batch_size=32,
-        eval_every=64,
-        eval_queries=16,
-        logdir=str(tmp_path),
-    )["run_dir"]
-    error = one_line_error(capsys, train_cli, ["--resume", run_dir, "--steps", "10"])
+def test_resume_of_an_rl_run_is_refused(rl_run, cli_error):
+    error = cli_error(train_cli, ["--resume", str(rl_run), "--steps", "10"])
     assert "is not a supervised run (an RL run of train.rl?)" in error
 
 
@@ -146,19 +123,19 @@ def test_a_user_agents_run_resumes_and_evaluates_without_naming_its_module(
     assert user_scorer  # the module the test imported first is still the same file
 
 
-def test_a_checkpoint_naming_a_standard_module_is_refused(classic_run, tmp_path, capsys):
+def test_a_checkpoint_naming_a_standard_module_is_refused(classic_run, tmp_path, cli_error):
     state = load(classic_run)
     state.update(agent="nope", agent_module="antigravity")
     save(state, tmp_path)
-    error = one_line_error(capsys, eval_main.main, ["--checkpoint", str(tmp_path)])
+    error = cli_error(eval_main.main, ["--checkpoint", str(tmp_path)])
     assert "names agent module 'antigravity', a standard module: refused" in error
 
 
-def test_an_unknown_agent_names_agent_module(classic_run, tmp_path, capsys):
+def test_an_unknown_agent_names_agent_module(classic_run, tmp_path, cli_error):
     state = load(classic_run)
     state.update(agent="bag", agent_module=None)
     save(state, tmp_path)
-    error = one_line_error(capsys, eval_main.main, ["--checkpoint", str(tmp_path)])
+    error = cli_error(eval_main.main, ["--checkpoint", str(tmp_path)])
     assert "unknown agent 'bag'" in error and "--agent-module" in error
 
 
@@ -174,17 +151,17 @@ def test_an_unknown_agent_names_agent_module(classic_run, tmp_path, capsys):
         (["--agent-module", "no.such"], "agent module 'no.such' cannot be imported"),
     ],
 )
-def test_eval_flags(classic_run, capsys, arguments, message):
+def test_eval_flags(classic_run, arguments, message, cli_error):
     argv = ["--checkpoint", str(classic_run), "--queries", "64", *arguments]
-    assert message in one_line_error(capsys, eval_main.main, argv)
+    assert message in cli_error(eval_main.main, argv)
 
 
-def test_eval_never_prints_nan(classic_run, capsys, monkeypatch):
+def test_eval_never_prints_nan(classic_run, monkeypatch, cli_error):
     def nan_result(*args, **kwargs):
         return {"queries": 64, "kl": float("nan"), "buckets": {}}
 
     monkeypatch.setattr(eval_main, "evaluate", nan_result)
-    error = one_line_error(capsys, eval_main.main, ["--checkpoint", str(classic_run)])
+    error = cli_error(eval_main.main, ["--checkpoint", str(classic_run)])
     assert "kl = nan" in error
 
 
@@ -223,9 +200,9 @@ def test_report_of_a_run_trained_as_module_qualified_id(tmp_path, capsys):
         (["--seed", "-1"], "seed must be an integer"),
     ],
 )
-def test_rl_flags(tmp_path, capsys, arguments, message):
+def test_rl_flags(tmp_path, arguments, message, cli_error):
     argv = ["--env", "SetClassic27-v0", "--timesteps", "64", "--logdir", str(tmp_path)]
-    assert message in one_line_error(capsys, rl_cli, [*argv, *arguments])
+    assert message in cli_error(rl_cli, [*argv, *arguments])
 
 
 @pytest.mark.parametrize(
@@ -237,14 +214,14 @@ def test_rl_flags(tmp_path, capsys, arguments, message):
         (["--dims", "four"], "--dims: expected comma-separated values"),
     ],
 )
-def test_sweep_flags(tmp_path, capsys, arguments, message):
+def test_sweep_flags(tmp_path, arguments, message, cli_error):
     argv = ["--out", str(tmp_path), "--dry-run", *arguments]
-    assert message in one_line_error(capsys, sweep_cli, argv)
+    assert message in cli_error(sweep_cli, argv)
 
 
-def test_sweep_out_that_is_a_file(tmp_path, capsys):
+def test_sweep_out_that_is_a_file(tmp_path, cli_error):
     (tmp_path / "file").touch()
-    error = one_line_error(capsys, sweep_cli, ["--out", str(tmp_path / "file"), "--dry-run"])
+    error = cli_error(sweep_cli, ["--out", str(tmp_path / "file"), "--dry-run"])
     assert error == f"error: --out {tmp_path / 'file'} is not a folder"
 
 
@@ -257,24 +234,24 @@ def test_sweep_repeats_no_run_for_repeated_dims(tmp_path, capsys):
     assert len(commands) == 2
 
 
-def test_report_and_analysis_places(tmp_path, capsys):
+def test_report_and_analysis_places(tmp_path, cli_error):
     (tmp_path / "file").touch()
-    assert "is not a folder" in one_line_error(capsys, report_cli, [str(tmp_path / "file")])
-    error = one_line_error(capsys, analysis_cli, ["pmi", "--seed", "-1", "--steps", "1"])
+    assert "is not a folder" in cli_error(report_cli, [str(tmp_path / "file")])
+    error = cli_error(analysis_cli, ["pmi", "--seed", "-1", "--steps", "1"])
     assert "--seed must be an integer" in error
 
 
-def test_rank_of_a_deck_too_large_to_list_fails_fast(capsys):
+def test_rank_of_a_deck_too_large_to_list_fails_fast(cli_error):
     argv = ["rank", "--game", "classic", "--attributes", "7", "--values", "3"]
-    assert "MAX_CELLS" in one_line_error(capsys, analysis_cli, argv)
+    assert "MAX_CELLS" in cli_error(analysis_cli, argv)
 
 
 @pytest.mark.parametrize("flag", ["--env", "--agent", "--objective", "--agent-module", "--device"])
-def test_a_huge_argument_is_quoted_as_an_excerpt(tmp_path, capsys, flag):
+def test_a_huge_argument_is_quoted_as_an_excerpt(tmp_path, flag, cli_error):
     argv = [flag, "x" * 1_000_000, "--steps", "1", "--logdir", str(tmp_path)]
-    assert len(one_line_error(capsys, train_cli, argv)) < 1000
+    assert len(cli_error(train_cli, argv)) < 1000
 
 
-def test_a_huge_sweep_list_is_quoted_as_an_excerpt(tmp_path, capsys):
+def test_a_huge_sweep_list_is_quoted_as_an_excerpt(tmp_path, cli_error):
     argv = ["--out", str(tmp_path), "--games", "x" * 1_000_000, "--dry-run"]
-    assert len(one_line_error(capsys, sweep_cli, argv)) < 1000
+    assert len(cli_error(sweep_cli, argv)) < 1000

@@ -189,8 +189,8 @@ def resumed_config(config: TrainConfig, given: set[str], state: dict) -> TrainCo
             f"run to change them (a resumed run may change only {allowed})"
         )
     changes = {name: getattr(config, name) for name in RESUME_CHANGEABLE if name in given}
-    resumed = dataclasses.replace(saved, **changes, resume=config.resume)
-    resumed.agent_module = config.agent_module or saved.agent_module
+    module = config.agent_module or saved.agent_module
+    resumed = dataclasses.replace(saved, **changes, resume=config.resume, agent_module=module)
     if resumed.steps < state["step"]:
         raise ValueError(
             f"--steps {resumed.steps} is below the step the run has reached ({state['step']})"
@@ -219,11 +219,11 @@ class Trainer:
         self.step, self.saved_step = 0, None
         if self.resumed is not None:
             self._restore(self.resumed)
-        self.run_dir = self._run_dir()
         self.model = self._wrap_model()
         self.eval_set = make_eval_set(
             config.env, config.eval_queries, 0, config.eval_distribution, self.env_kwargs
         )
+        self.run_dir = self._run_dir()  # last: a run that fails to start leaves no folder
 
     def _settle_config(self, config: TrainConfig, given: set[str]) -> TrainConfig:
         """Validate; on resume, read the checkpoint (once) and merge its settings."""

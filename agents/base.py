@@ -24,7 +24,7 @@ from torch import nn
 import set_env  # noqa: F401  (registers the env ids)
 from set_env.checks import excerpt
 from set_env.query import vocab as vocab_of
-from set_env.vocab import CARD0, PAD
+from set_env.vocab import PAD
 
 _REGISTRY: dict[str, type[Scorer]] = {}
 
@@ -99,7 +99,7 @@ class ScorerSpec:
     n_keys: int
     vocab_size: int
     max_len: int
-    key_tokens: np.ndarray  # (n_keys, tokens per key): each key's card in the env's tokens
+    key_tokens: np.ndarray  # (n_keys, tokens per key): each key in the env's tokens
     pad_id: int = PAD
 
     @classmethod
@@ -112,15 +112,13 @@ class ScorerSpec:
             raise ValueError(f"scorers need a SET environment (set_env), got {base!r}")
         spec = env.spec
         mode_vocab = vocab_of(base.deck, base.tokens)
-        card_tokens = (CARD0 + base.deck.key_to_card)[:, None]  # (n_keys, 1)
-        width = mode_vocab.width(1, 0)
         return cls(
             env_id=spec.id if spec is not None else None,
             env_kwargs=dict(spec.kwargs) if spec is not None else {},
             n_keys=base.deck.n_keys,
             vocab_size=len(mode_vocab),
             max_len=int(base.observation_space.shape[0]),
-            key_tokens=mode_vocab.from_card_tokens(card_tokens, width),
+            key_tokens=mode_vocab.key_tokens(),
         )
 
 

@@ -64,6 +64,8 @@ class SetEnv(gym.Env):
     |               | (wildcard cards included), one token each         |          |          |
     | `"attribute"` | PAD, the five specials, then one token per        | 18       | 22       |
     |               | (attribute, value or `*`)                         |          |          |
+    | `"pair"`      | PAD, the five specials, then one token per        | 2086     | 32902    |
+    |               | unordered pair of cards `(c1 c2)` (pair games)    |          |          |
 
     The specials are the operators `|` (union) and `^` (symmetric difference) and the
     markers `<` (shared-rule pair), `{` and `}` (explicit subset).
@@ -97,7 +99,8 @@ class SetEnv(gym.Env):
     * `split`: `"train"` (default), `"test"` (the ~10% held out by a hash of the query) or
       `None` (all queries).
     * `action_mode`: `"key"` (default) or `"subset"`.
-    * `tokens`: `"card"` (default) or `"attribute"`.
+    * `tokens`: `"card"` (default), `"attribute"`, or `"pair"` (every game but `shatter`:
+      each pair term one token, a key `k` in the scorers' key positions the pair `(k k)`).
     * `render_mode`: `None`, `"ansi"` or `"rgb_array"`.
 
     Any other keyword argument, or a bad value of one of these, is a `ValueError` that
@@ -105,7 +108,7 @@ class SetEnv(gym.Env):
 
     ## Version History
 
-    * v0: initial version.
+    * v0: initial version (`tokens="pair"` added later; the draws are unchanged).
     """
 
     metadata = {"render_modes": list(RENDER_MODES), "render_fps": 1}

@@ -26,6 +26,7 @@ from set_env.vocab import (
     SUBSET_CLOSE,
     SUBSET_OPEN,
     SYMDIFF,
+    TOKEN_MODES,
     UNION,
     compact,
     hash_sum,
@@ -95,6 +96,7 @@ class Game(ABC):
     name: str = ""
     takes_pairs = False
     finite = False
+    token_modes = ("card", "attribute")  # pair games add "pair"
 
     def __init__(self, deck: Deck, n_pairs: int | None = None):
         if n_pairs is not None and not self.takes_pairs:
@@ -118,6 +120,12 @@ class Game(ABC):
 
     def max_len(self, tokens: str = "card") -> int:
         """Length of the padded token rows in a token mode."""
+        check_choice("tokens", tokens, TOKEN_MODES)
+        if tokens not in self.token_modes:
+            raise ValueError(
+                f"tokens={tokens!r}: the {self.name} game has no pairs; its token modes are "
+                f"{self.token_modes}"
+            )
         return vocab(self.deck, tokens).width(*self.layout)
 
     @abstractmethod
@@ -143,7 +151,7 @@ class Game(ABC):
         if not is_int(n) or n < 0:
             raise ValueError(f"n must be an integer >= 0, got {excerpt(n)}")
         check_split(split)
-        vocab(self.deck, tokens)  # validates the token mode before any work
+        self.max_len(tokens)  # validates the token mode before any work
         if not isinstance(rng, np.random.Generator):
             raise ValueError(f"rng must be a numpy.random.Generator, got {excerpt(rng)}")
         if not isinstance(size_weighted, (bool, np.bool_)):
@@ -244,6 +252,7 @@ class _PairGame(Game):
     from one uniform *draw* ``first_key * n_second + second``.
     """
 
+    token_modes = TOKEN_MODES
     plain_second = False
     n_pairs = 1
     mixed_ops = False  # whether operators other than union occur
@@ -443,6 +452,7 @@ class SharedGame(Game):
     share nothing (no answer) are redrawn."""
 
     name = "shared"
+    token_modes = TOKEN_MODES
     finite = True
 
     def __init__(self, deck: Deck, n_pairs: int | None = None):

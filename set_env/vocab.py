@@ -17,6 +17,12 @@ Vocabularies, index = token id:
   (``***, **0, ..., 222`` on 3 x 3), i.e. ``6 + (v+1)**a`` tokens.
 * ``attribute``: the same six, then one token per (attribute, value or ``*``), written
   ``"j:x"`` (``0:*, 0:0, ..., 2:2``); a card becomes its ``a`` attribute tokens.
+* ``pair``: the same six, then one token per unordered pair of query cards, written as its
+  pair term ``"(c1 c2)"``: the pair of card ids ``low <= high`` is token
+  ``6 + high * (high + 1) / 2 + low``, i.e. ``6 + n(n+1)/2`` tokens for ``n = (v+1)**a``
+  cards. A pair term is one token, a shared term ``<`` and its pair's token; operators stay
+  tokens. Explicit subsets have no pair form, and decks whose pair vocabulary would exceed
+  ``MAX_PAIR_VOCAB`` tokens refuse the mode.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from set_env.deck import Deck
 SPECIALS = ("<pad>", "|", "^", "<", "{", "}")
 PAD, UNION, SYMDIFF, SHARED_OPEN, SUBSET_OPEN, SUBSET_CLOSE = range(len(SPECIALS))
 CARD0 = len(SPECIALS)
-TOKEN_MODES = ("card", "attribute")
+TOKEN_MODES = ("card", "attribute", "pair")
+MAX_PAIR_VOCAB = 1 << 20  # tokens of the pair vocabulary: more would not fit an embedding
 
 # The role of a token decides how it is written in the text. A special token is its own
 # role (roles 0-5); a card's role depends on the role of the token before it.
@@ -75,18 +82,20 @@ _DENOMINATOR = np.uint64(TEST_FRACTION_DENOMINATOR)
 
 
 class Vocab:
-    """The token vocabulary of one deck in one token mode (``"card"`` or ``"attribute"``)."""
+    """The token vocabulary of one deck in one token mode (``TOKEN_MODES``)."""
 
     def __init__(self, deck: Deck, mode: str = "card"):
         check_choice("tokens", mode, TOKEN_MODES)
         self.deck, self.mode = deck, mode
         if mode == "card":
             self.tokens = list(SPECIALS) + list(deck.card_texts)
-        else:
+        elif mode == "attribute":
             symbols = "*" + "0123456789abcdefghijklmnopqrstuvwxyz"[: deck.n_values]
             self.tokens = list(SPECIALS) + [
                 f"{j}:{s}" for j in range(deck.n_attributes) for s in symbols
             ]
+        else:
+            self.tokens = list(SPECIALS) + _pair_texts(deck)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -95,8 +104,19 @@ class Vocab:
         return f"Vocab({self.deck}, mode={self.mode!r}, size={len(self)})"
 
     def width(self, n_cards: int, n_specials: int) -> int:
-        """Token length of a query with that many card and special tokens."""
+        """Token length of a query with that many card and special tokens (in pair tokens,
+        the cards of pair and shared terms, two to a token)."""
+        if self.mode == "pair":
+            return n_specials + n_cards // 2
         return n_specials + n_cards * (self.deck.n_attributes if self.mode == "attribute" else 1)
+
+    def key_tokens(self) -> np.ndarray:
+        """(n_keys, tokens per key) ids: each key (plain card) in this mode. In pair tokens a
+        key is the pair ``(k k)``, the pair term whose answer is exactly ``{k}``."""
+        cards = self.deck.key_to_card[:, None]  # (n_keys, 1)
+        if self.mode == "pair":
+            return CARD0 + cards * (cards + 1) // 2 + cards
+        return self.from_card_tokens(CARD0 + cards, self.width(1, 0))
 
     @cached_property
     def _expansion(self) -> np.ndarray:
@@ -116,6 +136,8 @@ class Vocab:
             out = np.zeros((len(card_tokens), width), dtype=np.int64)  # PAD is 0
             out[:, : card_tokens.shape[1]] = card_tokens
             return out
+        if self.mode == "pair":
+            return _pair_tokens(card_tokens, width)
         # Row blocks keep the (rows, L, a) expansion and compact's temporaries small: on
         # one array they would take several times the output's memory.
         n, length = card_tokens.shape
@@ -126,6 +148,36 @@ class Vocab:
             pieces = self._expansion[block]  # (rows, L, a)
             out[start : start + len(block)] = compact(pieces.reshape(len(block), -1), width, PAD)
         return out
+
+
+def _pair_texts(deck: Deck) -> list[str]:
+    """The pair vocabulary's texts, ``"(c_low c_high)"`` in token order."""
+    n = deck.n_cards
+    size = CARD0 + n * (n + 1) // 2
+    if size > MAX_PAIR_VOCAB:
+        raise ValueError(
+            f"tokens='pair' on the {deck.n_attributes}x{deck.n_values} deck would need {size} "
+            f"tokens, more than MAX_PAIR_VOCAB = {MAX_PAIR_VOCAB}; use 'card' or 'attribute'"
+        )
+    texts = deck.card_texts
+    return [f"({texts[low]} {texts[high]})" for high in range(n) for low in range(high + 1)]
+
+
+def _pair_tokens(card_tokens: np.ndarray, width: int) -> np.ndarray:
+    """(n, L) card tokens -> (n, width) pair tokens: each pair of cards (low, high) of a pair
+    or shared term becomes ``CARD0 + high (high + 1) / 2 + low``; other tokens stay."""
+    roles = _roles(card_tokens)
+    if np.isin(roles, (_SUBSET_FIRST, _SUBSET_NEXT)).any():
+        raise ValueError(
+            "tokens='pair' encodes pair and shared terms only, not explicit subsets "
+            "'{k1,...}'; use 'card' or 'attribute'"
+        )
+    low, high = card_tokens[:, :-1] - CARD0, card_tokens[:, 1:] - CARD0
+    first = (roles[:, :-1] == _PAIR_FIRST) | (roles[:, :-1] == _SHARED_FIRST)
+    out = np.asarray(card_tokens, dtype=np.int64).copy()
+    out[:, :-1] = np.where(first, CARD0 + high * (high + 1) // 2 + low, out[:, :-1])
+    out[(roles == _PAIR_SECOND) | (roles == _SHARED_SECOND)] = PAD
+    return compact(out, width, PAD)
 
 
 def compact(values: np.ndarray, width: int, fill) -> np.ndarray:

@@ -17,7 +17,8 @@ from set_env import SetEnv, SetVectorEnv, parse_query
 
 @pytest.mark.parametrize("env_id", set_env.ENV_IDS)
 def test_gymnasium_and_sb3_checkers(env_id):
-    for kwargs in ({}, {"action_mode": "subset", "tokens": "attribute"}):
+    pair = [] if "Shatter" in env_id else [{"tokens": "pair"}]
+    for kwargs in ({}, {"action_mode": "subset", "tokens": "attribute"}, *pair):
         env = gym.make(env_id, **kwargs)
         check_env(env.unwrapped, skip_render_check=True)
         with warnings.catch_warnings():

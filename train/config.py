@@ -15,11 +15,11 @@ from pathlib import Path
 
 from eval.sets import MAX_QUERIES
 from set_env.checks import check_seed, excerpt, is_int
+from set_env.vocab import TOKEN_MODES
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 SCHEDULES = ("noam", "cosine")
 OBJECTIVES = ("infonce", "ce", "soft-ce")
-TOKEN_MODES = ("card", "attribute")
 MAX_BATCH_SIZE = 1 << 16  # queries per step and process; more would not fit in memory
 
 
@@ -70,7 +70,8 @@ class TrainConfig:
     mask_duplicates: bool = False
     """infonce: mask duplicate keys in a batch instead of counting them as negatives."""
     tokens: str = "card"
-    """Observation tokens of the env: card (the study's) or attribute."""
+    """Observation tokens of the env: card (the study's), attribute, or pair (one token per
+    pair of cards; the pair games only)."""
     compile: bool = False
     """torch.compile the scorer."""
     log_every: int = 50

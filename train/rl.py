@@ -40,6 +40,7 @@ from eval import tags
 from eval.harness import score_eval_set, summarize
 from eval.sets import MAX_QUERIES, make_eval_set
 from set_env.checks import check_seed
+from set_env.env import ACTION_MODES
 from train.config import (
     TOKEN_MODES,
     argument_parser,
@@ -52,7 +53,6 @@ from train.config import (
 )
 
 ALGOS = {"ppo": PPO, "a2c": A2C}
-ACTION_MODES = ("key", "subset")
 SB3_MODEL = "sb3_model.zip"
 MAX_ENVS = 4096  # SB3's vec env holds one Python env per query
 
@@ -81,7 +81,7 @@ class RLConfig:
     """key: pick one key, reward 1 if it is an answer. subset: pick a set of keys (one
     Bernoulli per key), reward the Jaccard similarity with the answer."""
     tokens: str = "card"
-    """Observation tokens of the env: card or attribute."""
+    """Observation tokens of the env: card, attribute or pair (the pair games only)."""
     agent_module: str | None = None
     """A module to import first, which registers user scorers."""
     n_steps: int = 64

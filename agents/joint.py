@@ -94,7 +94,7 @@ class JointScorer(Scorer):
         *body, last = self.encoder.blocks
         for block in body:
             keys = block(keys, context=torch.cat([x, keys], dim=1), mask=mask)
-            x = block(x, mask=attend)
+            x = block(x, mask=self.encoder.self_mask(attend))
         # Nothing reads the query's last-layer output, so the last block computes keys only.
         keys = last(keys, context=torch.cat([x, keys], dim=1), mask=mask)
         return self._logits(keys)  # (B, n_keys)

@@ -26,6 +26,9 @@ class TransformerConfig:
     """Attention heads per block; must divide ``d_model``."""
     d_ff: int = 256
     """Hidden width of each block's MLP."""
+    causal: bool = False
+    """Query tokens attend only to themselves and earlier tokens (the readout, which comes
+    first, still reads them all): a left-to-right encoder, as the study's for the pair games."""
 
     def validate(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "d_ff"):
@@ -94,9 +97,17 @@ class QueryEncoder(nn.Module):
     may be cut to its longest query.
     """
 
-    def __init__(self, spec: ScorerSpec, d_model: int, n_layers: int, n_heads: int, d_ff: int):
+    def __init__(
+        self,
+        spec: ScorerSpec,
+        d_model: int,
+        n_layers: int,
+        n_heads: int,
+        d_ff: int,
+        causal: bool = False,
+    ):
         super().__init__()
-        self.pad_id, self.max_len = spec.pad_id, spec.max_len
+        self.pad_id, self.max_len, self.causal = spec.pad_id, spec.max_len, causal
         self.token_embedding = nn.Embedding(spec.vocab_size, d_model)
         self.position_embedding = nn.Embedding(spec.max_len + 1, d_model)
         self.readout = nn.Parameter(0.02 * torch.randn(d_model))
@@ -105,7 +116,9 @@ class QueryEncoder(nn.Module):
 
     @classmethod
     def of(cls, spec: ScorerSpec, config: TransformerConfig) -> QueryEncoder:
-        return cls(spec, config.d_model, config.n_layers, config.n_heads, config.d_ff)
+        return cls(
+            spec, config.d_model, config.n_layers, config.n_heads, config.d_ff, config.causal
+        )
 
     def embed(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) ids -> the first block's input (B, 1 + L, d) and the attend mask
@@ -120,11 +133,22 @@ class QueryEncoder(nn.Module):
         attend = F.pad(tokens != self.pad_id, (1, 0), value=True)  # (B, 1 + L)
         return x, attend[:, None, None, :]
 
+    def self_mask(self, attend: torch.Tensor) -> torch.Tensor:
+        """The query's own attention: ``attend`` (B, 1, 1, 1 + L), or with ``causal`` the
+        (B, 1, 1 + L, 1 + L) mask where token i sees positions up to i and the readout all."""
+        if not self.causal:
+            return attend
+        length = attend.shape[-1]
+        earlier = torch.ones(length, length, dtype=torch.bool, device=attend.device).tril()
+        earlier[0] = True  # the readout reads every token
+        return attend & earlier
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x, attend = self.embed(tokens)  # (B, 1 + L, d)
+        mask = self.self_mask(attend)
         *body, last = self.blocks
         for block in body:
-            x = block(x, mask=attend)
+            x = block(x, mask=mask)
         # Only the readout is read, so the last block computes no other position.
         readout = last(x[:, :1], context=x, mask=attend)  # (B, 1, d)
         return self.ln_f(readout[:, 0])  # (B, d)

@@ -23,6 +23,7 @@ Each prints one JSON object on stdout (logs and progress on stderr) and draws a 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -34,12 +35,12 @@ import torch
 from tqdm import tqdm
 
 from agents.base import canonical_env_id, make_env
-from agents.checkpoint import METADATA, read_metadata
+from agents.checkpoint import METADATA, read_metadata, write_json_atomic
 from eval import reference
 from eval.figures import pyplot, save
 from eval.metrics import kl_to_uniform_positives
-from eval.sets import check_queries, draw_eval_set
-from set_env import rules
+from eval.sets import cache_dir, check_queries, draw_eval_set
+from set_env import GENERATOR_VERSION, rules
 from set_env.checks import check_seed, excerpt
 from set_env.deck import Deck, is_int
 from set_env.games import Game, make_game
@@ -575,6 +576,50 @@ def free_embedding(
         "dims": best,
         "critical_dim": critical,
     }
+
+
+def free_embedding_bound(
+    env_id: str, dims, queries: int = 5120, steps: int = 2000, seed: int = 0
+) -> dict[int, float]:
+    """``free_embedding``'s best KL per dim, each cached on disk beside the evaluation sets
+    (keyed by env, dim, queries, steps, seed and the generator's version): the curve the
+    report draws under the trained models, computed once per machine."""
+    env_id = canonical_env_id(env_id)
+    keys = {
+        d: json.dumps([env_id, d, queries, steps, seed, GENERATOR_VERSION])
+        for d in check_dims(dims)
+    }
+    best = {d: _cached_bound(key) for d, key in keys.items()}
+    missing = [d for d, kl in best.items() if kl is None]
+    if missing:
+        answers, weights, _ = answers_to_fit(env_id, queries, seed)
+        desc = f"free-embedding bound {env_id}"
+        with tqdm(total=steps * len(missing), desc=desc, file=sys.stderr) as bar:
+            for dim in missing:
+                best[dim] = round(fit_free_embedding(answers, weights, dim, steps, seed, bar), 6)
+                path = _bound_path(keys[dim])
+                if path is not None:
+                    write_json_atomic(path, {"key": keys[dim], "kl": best[dim]})
+    return best
+
+
+def _bound_path(key: str) -> Path | None:
+    folder = cache_dir()
+    return (
+        None
+        if folder is None
+        else folder / f"free-{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+    )
+
+
+def _cached_bound(key: str) -> float | None:
+    """The cached KL of ``key``, or None if there is none (or it is damaged or foreign)."""
+    path = _bound_path(key)
+    try:
+        cached = json.loads(path.read_text())
+        return float(cached["kl"]) if cached["key"] == key else None
+    except (AttributeError, OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def check_dims(dims) -> list[int]:

@@ -16,9 +16,10 @@ def pyplot():
     return plt
 
 
-def save(figure, path: str | Path, dpi: int = 120) -> None:
-    """Lay out, write the PNG and free the figure; ValueError if ``path`` cannot be written."""
-    figure.tight_layout()
+def save(figure, path: str | Path, dpi: int = 120, rect=(0, 0, 1, 1)) -> None:
+    """Lay out (within ``rect`` of the figure, leaving the rest to a figure legend), write
+    the PNG and free the figure; ValueError if ``path`` cannot be written."""
+    figure.tight_layout(rect=rect)
     try:
         figure.savefig(path, dpi=dpi)
     except OSError as error:

@@ -2,14 +2,19 @@
 
 Writes ``DIR/report.md`` and PNG figures into DIR:
 
-* the table: models x games, KL and top-K overlap, ours beside the study's published numbers;
-* ``kl_vs_subsets.png`` / ``topk_vs_subsets.png``: the metric against log2 of the number of
-  distinct answer subsets of each game, one line per model (the study's headline figure);
+* the tables: models x games, KL and top-K overlap, ours beside the study's published
+  numbers, and the free-embedding bound of each contrastive dim (``eval.analysis``, cached);
+* ``kl_vs_dim.png`` / ``topk_vs_dim.png``: one panel per game, the metric against the
+  contrastive dim d: ours, the study's, the free-embedding bound (KL), and our joint scorer
+  and classifier as horizontal lines;
+* ``kl_vs_subsets.png`` / ``topk_vs_subsets.png`` (two or more games): the metric against
+  log2 of the number of distinct answer subsets of each game, one line per model;
 * ``entropy_vs_dim.png``: mean prediction entropy against dim on SetUnion27, with the ideal;
 * ``example.png``: one SetUnion27 query drawn as cards, each model's predicted distribution
   over the keys, and the truth.
 
-Every checkpoint is evaluated through the harness on the same fixed test set of its env.
+A figure these runs cannot give is named with the reason, in one line. Every checkpoint is
+evaluated through the harness on the same fixed test set of its env.
 """
 
 from __future__ import annotations
@@ -19,17 +24,23 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import gymnasium as gym
-import numpy as np
 import torch
 
 from agents.base import canonical_env_id
 from agents.checkpoint import CHECKPOINT, load_scorer, write_atomic
 from eval import reference
-from eval.figures import pyplot, save
+from eval.analysis import free_embedding_bound
 from eval.harness import report, score_eval_set
+from eval.report_figures import (
+    env_game_and_keys,
+    env_order,
+    figure_entropy,
+    figure_example,
+    figure_vs_dim,
+    figure_vs_subsets,
+    model_order,
+)
 from eval.sets import check_queries, make_eval_set
-from set_env import GAME_IDS
 
 
 @dataclass
@@ -44,13 +55,12 @@ class Result:
 
     @property
     def game(self) -> str:
-        """The game's name in the study's table (``Union``), from the env's registration."""
-        return GAME_IDS[gym.spec(self.env).kwargs["game"]]
+        """The game's name in the study's table (``Union``)."""
+        return env_game_and_keys(self.env)[0]
 
     @property
     def n_keys(self) -> int:
-        kwargs = gym.spec(self.env).kwargs
-        return kwargs["n_values"] ** kwargs["n_attributes"]
+        return env_game_and_keys(self.env)[1]
 
     @property
     def label(self) -> str:
@@ -83,19 +93,19 @@ def evaluate_run(checkpoint: Path, queries: int) -> Result:
     return Result(env, state["agent"], dim, state["env_kwargs"], metrics, checkpoint.parent, scorer)
 
 
-def _model_order(label: str) -> tuple:
-    agent, _, dim = label.partition(" d=")
-    return (agent != "contrastive", int(dim) if dim else 0, agent)
-
-
 def _study_model(result: Result) -> str:
     return result.label if result.agent == "contrastive" else "non-contrastive"
+
+
+def fmt(value: float) -> str:
+    """Every number of the tables: 3 significant figures."""
+    return f"{value:.3g}"
 
 
 def table(results: list[Result]) -> str:
     """Markdown: KL and top-K overlap per model x 27-card game; the study's in brackets."""
     cells = {(r.label, r.game): r for r in results if r.n_keys == 27}
-    labels = sorted({label for label, _ in cells}, key=_model_order)
+    labels = sorted({label for label, _ in cells}, key=model_order)
     games = [g for g in reference.GAMES if any(game == g for _, game in cells)]
     lines = []
     for title, index, name in (("KL (nats)", 0, "kl"), ("top-K overlap", 1, "topk_overlap")):
@@ -106,12 +116,12 @@ def table(results: list[Result]) -> str:
             for game in games:
                 result = cells.get((label, game))
                 study = reference.study_27(_study_model(result), game) if result else None
-                ours = f"{result.metrics[name]:.4g}" if result else "–"
-                row.append(ours + (f" ({study[index]:g})" if study else ""))
+                ours = fmt(result.metrics[name]) if result else "–"
+                row.append(ours + (f" ({fmt(study[index])})" if study else ""))
             lines.append(f"| {label} | " + " | ".join(row) + " |")
         lines.append("")
     union81 = sorted(
-        (r for r in results if r.env == "SetUnion81-v0"), key=lambda r: _model_order(r.label)
+        (r for r in results if r.env == "SetUnion81-v0"), key=lambda r: model_order(r.label)
     )
     if union81:
         lines += [
@@ -123,109 +133,62 @@ def table(results: list[Result]) -> str:
         for r in union81:
             key = r.label if r.agent == "contrastive" else "non-contrastive"
             study = reference.UNION_81.get(key)
-            kl = f"{r.metrics['kl']:.4g}" + (f" ({study[0]:g})" if study else "")
-            topk = f"{r.metrics['topk_overlap']:.4g}" + (f" ({study[1]:g})" if study else "")
+            kl = fmt(r.metrics["kl"]) + (f" ({fmt(study[0])})" if study else "")
+            topk = fmt(r.metrics["topk_overlap"]) + (f" ({fmt(study[1])})" if study else "")
             lines.append(f"| {r.label} | {kl} | {topk} |")
         lines.append("")
     return "\n".join(lines)
 
 
-def _sorted_runs(results: list[Result], env: str) -> list[Result]:
-    return sorted((r for r in results if r.env == env), key=lambda r: _model_order(r.label))
-
-
-def figure_vs_subsets(results: list[Result], metric: str, path: Path) -> None:
-    plt = pyplot()
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    by_model: dict[str, list] = {}
+def free_embedding_bounds(results: list[Result], queries: int) -> dict[str, dict[int, float]]:
+    """{env: {dim: the free-embedding bound}} for the dims of each env's contrastive runs,
+    on the same evaluation set (cached, so computed once per machine)."""
+    dims: dict[str, set[int]] = {}
     for r in results:
-        if r.n_keys == 27 and r.game in reference.LOG2_SUBSETS:
-            by_model.setdefault(r.label, []).append(
-                (reference.LOG2_SUBSETS[r.game], r.metrics[metric])
-            )
-    for label in sorted(by_model, key=_model_order):
-        points = sorted(by_model[label])
-        axes.plot(*zip(*points, strict=True), marker="o", label=label)
-    axes.set_xlabel("log2(distinct answer subsets of the game)")
-    name = {"kl": "KL (nats)", "topk_overlap": "top-K overlap"}[metric]
-    axes.set_ylabel(name)
-    axes.set_title(f"{name} against the number of answer subsets a game needs")
-    axes.legend(fontsize=8)
-    save(figure, path)
+        if r.agent == "contrastive":
+            dims.setdefault(r.env, set()).add(r.dim)
+    return {env: free_embedding_bound(env, sorted(d), queries) for env, d in dims.items()}
 
 
-def figure_entropy(results: list[Result], queries: int, path: Path) -> None:
-    union = sorted(
-        (r for r in results if r.env == "SetUnion27-v0" and r.dim is not None), key=lambda r: r.dim
-    )
-    if not union:
-        return
-    plt = pyplot()
-    eval_set = make_eval_set("SetUnion27-v0", queries)
-    ideal = float(np.log2(eval_set.positives.sum(axis=1)).mean())
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(
-        [r.dim for r in union], [r.metrics["entropy_bits"] for r in union], "o-", label="ours"
-    )
-    study = reference.UNION_27_ENTROPY
-    axes.plot(list(study), list(study.values()), "s--", label="the study")
-    axes.axhline(
-        ideal, color="grey", linestyle=":", label=f"ideal (uniform over positives): {ideal:.3f}"
-    )
-    axes.set_xscale("log", base=2)
-    axes.set_xlabel("contrastive dim")
-    axes.set_ylabel("mean prediction entropy (bits)")
-    axes.set_title("SetUnion27-v0")
-    axes.legend(fontsize=8)
-    save(figure, path)
+def bound_table(bounds: dict[str, dict[int, float]]) -> str:
+    """Markdown: the free-embedding bound (KL) per contrastive dim x env."""
+    if not bounds:
+        return ""
+    envs = sorted(bounds, key=env_order)
+    dims = sorted({d for bound in bounds.values() for d in bound})
+    lines = [
+        "### Free-embedding bound (KL): the best any dimension-d dot product reaches",
+        "",
+        "| dim | " + " | ".join(envs) + " |",
+        "|---|" + "---:|" * len(envs),
+    ]
+    for dim in dims:
+        cells = [fmt(bounds[env][dim]) if dim in bounds[env] else "–" for env in envs]
+        lines.append(f"| d={dim} | " + " | ".join(cells) + " |")
+    return "\n".join([*lines, ""])
 
 
-def figure_example(results: list[Result], queries: int, path: Path) -> None:
-    union = _sorted_runs(results, "SetUnion27-v0")
-    if not union:
-        return
-    from set_env import Deck, parse_query
-    from set_env.render import render_rgb
-
-    plt = pyplot()
-    eval_set = make_eval_set("SetUnion27-v0", queries)
-    query = parse_query(eval_set.texts[0], Deck(3, 3))
-    rows = 1 + len(union) + 1
-    figure = plt.figure(figsize=(9, 2.2 + 1.1 * rows))
-    grid = figure.add_gridspec(rows, 1, height_ratios=[3] + [1] * (rows - 1))
-    picture = figure.add_subplot(grid[0])
-    picture.imshow(render_rgb(query))
-    picture.set_title(query.text, fontsize=8)
-    picture.axis("off")
-    truth = query.positives / query.positives.sum()
-    panels = [(r.label, _distribution(r, eval_set)) for r in union] + [("truth", truth)]
-    for i, (label, probabilities) in enumerate(panels, start=1):
-        axes = figure.add_subplot(grid[i])
-        axes.bar(
-            range(len(probabilities)),
-            probabilities,
-            color="tab:green" if label == "truth" else "tab:blue",
-        )
-        axes.set_ylabel(label, rotation=0, ha="right", fontsize=8)
-        axes.set_xticks([])
-        axes.set_ylim(0, max(0.2, float(max(probabilities)) * 1.1))
-    save(figure, path, dpi=110)
-
-
-@torch.no_grad()
-def _distribution(result: Result, eval_set) -> np.ndarray:
-    tokens = make_eval_set(result.env, len(eval_set), env_kwargs=result.env_kwargs).tokens[:1]
-    return torch.softmax(result.scorer(torch.as_tensor(tokens)).float(), dim=-1)[0].numpy()
+def draw_figures(results: list[Result], bounds: dict, folder: Path, queries: int) -> list[str]:
+    """Every figure these runs can give; the one-line reasons of those they cannot."""
+    notes = [
+        figure_vs_dim(results, "kl", bounds, folder / "kl_vs_dim.png"),
+        figure_vs_dim(results, "topk_overlap", bounds, folder / "topk_vs_dim.png"),
+        figure_vs_subsets(results, "kl", folder / "kl_vs_subsets.png"),
+        figure_vs_subsets(results, "topk_overlap", folder / "topk_vs_subsets.png"),
+        figure_entropy(results, queries, folder / "entropy_vs_dim.png"),
+        figure_example(results, queries, folder / "example.png"),
+    ]
+    return [note for note in notes if note is not None]
 
 
 def write_report(folder: Path, queries: int = 5120) -> Path:
     results, skipped = collect(folder, queries)
     if not results:
         raise ValueError(f"no usable run with a {CHECKPOINT} under {folder}")
-    figure_vs_subsets(results, "kl", folder / "kl_vs_subsets.png")
-    figure_vs_subsets(results, "topk_overlap", folder / "topk_vs_subsets.png")
-    figure_entropy(results, queries, folder / "entropy_vs_dim.png")
-    figure_example(results, queries, folder / "example.png")
+    bounds = free_embedding_bounds(results, queries)
+    notes = draw_figures(results, bounds, folder, queries)
+    for note in notes:
+        print(note, file=sys.stderr)
     figures = [p.name for p in sorted(folder.glob("*.png"))]
     text = "\n".join(
         [
@@ -236,7 +199,10 @@ def write_report(folder: Path, queries: int = 5120) -> Path:
             "beside our joint and classifier rows).",
             "",
             table(results),
+            bound_table(bounds),
             *skipped_section(skipped),
+            *[f"* {note}" for note in notes],
+            "",
             *[f"![{name}]({name})" for name in figures],
             "",
         ]

@@ -47,7 +47,7 @@ def tiny_run(tmp_path, **overrides) -> Path:
         env="SetShatter27-v0",
         agent="contrastive",
         dim=4,
-        objective="infonce",
+        objective="soft-ce",
         steps=2,
         batch_size=16,
         eval_every=2,

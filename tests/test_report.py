@@ -1,42 +1,92 @@
-"""The report, built from a tiny sweep of two runs."""
+"""The report, built from tiny sweeps: one of two games, and one of a single game."""
+
+import re
 
 import pytest
 
+import agents
 from eval import reference
 from eval.report import main as report_cli
+from eval.report_figures import study_points
 from train import train
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def tiny_sweep(folder, envs, runs) -> None:
+    patch = pytest.MonkeyPatch()  # a module-scoped fixture cannot take small_agents
+    for name in ("contrastive", "joint", "classifier"):
+        presets = agents.scorer_class(name).Config.presets
+        patch.setitem(presets, "small", {**presets["small"], "d_model": 16, "n_heads": 2})
+    for env in envs:
+        for agent, dim in runs:
+            train(
+                env=env,
+                agent=agent,
+                dim=dim,
+                objective="soft-ce",
+                steps=2,
+                batch_size=8,
+                eval_every=2,
+                eval_queries=32,
+                logdir=str(folder),
+            )
+    patch.undo()
 
 
 @pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sweep")
-    for agent, dim, objective in (("contrastive", 4, "infonce"), ("classifier", None, "ce")):
-        train(
-            env="SetUnion27-v0",
-            agent=agent,
-            dim=dim,
-            objective=objective,
-            steps=2,
-            batch_size=8,
-            eval_every=2,
-            eval_queries=32,
-            logdir=str(folder),
-        )
+def two_games(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("two-games")
+    runs = (("contrastive", 4), ("contrastive", 8), ("classifier", None), ("joint", None))
+    tiny_sweep(folder, ("SetUnion27-v0", "SetShatter27-v0"), runs)
     return folder
 
 
-def test_report_writes_the_table_and_figures(tiny_sweep, capsys):
-    report_cli([str(tiny_sweep), "--queries", "64"])
+@pytest.fixture(scope="module")
+def one_game(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("one-game")
+    tiny_sweep(folder, ("SetShatter27-v0",), (("contrastive", 4), ("classifier", None)))
+    return folder
+
+
+def test_report_writes_the_tables_and_figures(two_games, capsys):
+    report_cli([str(two_games), "--queries", "64"])
     printed = capsys.readouterr().out
-    text = (tiny_sweep / "report.md").read_text()
-    assert "| contrastive d=4 | " in text and "| classifier | " in text
-    # The study's numbers, as published, beside ours: d=4 union KL 0.301, non-contrastive 0.0001.
+    text = (two_games / "report.md").read_text()
+    assert "| contrastive d=4 | " in text and "| classifier | " in text and "| joint | " in text
+    # The study's numbers, as published, beside ours: d=4 union KL 0.301, non-contrastive 1e-4.
     assert "(0.301)" in text and "(0.0001)" in text
-    assert "### KL (nats)" in printed
-    for figure in ("kl_vs_subsets", "topk_vs_subsets", "entropy_vs_dim", "example"):
-        path = tiny_sweep / f"{figure}.png"
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "### KL (nats)" in printed and "### Free-embedding bound" in printed
+    bound_rows = [line for line in text.splitlines() if line.startswith("| d=")]
+    assert [row.split(" |")[0] for row in bound_rows] == ["| d=4", "| d=8"]
+    for figure in ("kl_vs_dim", "topk_vs_dim", "kl_vs_subsets", "topk_vs_subsets"):
+        assert (two_games / f"{figure}.png").read_bytes()[:8] == PNG
         assert f"![{figure}.png]({figure}.png)" in text
+    assert (two_games / "entropy_vs_dim.png").read_bytes()[:8] == PNG
+
+
+def test_every_number_has_three_significant_figures(two_games, capsys):
+    report_cli([str(two_games), "--queries", "64"])
+    text = (two_games / "report.md").read_text()
+    cells = re.findall(r"\| (\d[\d.e+-]*)(?: \(|\s\|)", text)
+    assert cells
+    for cell in cells:
+        digits = cell.split("e")[0].replace(".", "").lstrip("0")
+        assert len(digits) <= 3, cell
+
+
+def test_a_one_game_sweep_says_which_figures_it_cannot_draw(one_game, capsys):
+    report_cli([str(one_game), "--queries", "64"])
+    err = capsys.readouterr().err
+    text = (one_game / "report.md").read_text()
+    for line in (
+        "kl_vs_subsets.png: not drawn, it needs runs of two or more 27-card games",
+        "entropy_vs_dim.png: not drawn, it needs contrastive runs on SetUnion27-v0",
+        "example.png: not drawn, it needs runs on SetUnion27-v0",
+    ):
+        assert line in err and line in text
+    assert (one_game / "kl_vs_dim.png").read_bytes()[:8] == PNG
+    assert not (one_game / "kl_vs_subsets.png").exists()
 
 
 def test_report_of_an_empty_folder(tmp_path, capsys):
@@ -50,3 +100,5 @@ def test_reference_data_is_the_published_table():
     assert reference.study_27("non-contrastive", "Shatter") == (0.00013, 1)
     assert reference.UNION_81["contrastive d=64"] == (0.017, 1)
     assert reference.LOG2_SUBSETS["Shatter"] == 27.0
+    assert study_points("SetUnion27-v0", "kl")[:3] == [(4, 0.301), (8, 0.201), (16, 0.071)]
+    assert study_points("SetUnion81-v0", "topk_overlap")[0] == (16, 0.741)

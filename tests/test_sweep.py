@@ -4,21 +4,38 @@ import pytest
 
 from agents.checkpoint import load
 from train import train
-from train.sweep import grid
+from train.__main__ import build_parser
+from train.config import TrainConfig
+from train.sweep import AGENTS, GAMES, PRESETS, grid
 from train.sweep import main as sweep
 
 
 def test_grid_of_the_presets():
     quick = grid("quick", ("Union", "Shatter"), (), ("contrastive", "joint", "classifier"), None)
-    assert len(quick) == 2 * (5 + 2)
+    assert len(quick) == 2 * (4 + 2)
     assert {run.preset for run in quick} == {"small"}
+    assert {run.objective for run in quick} == {"soft-ce"}
     union_joint = next(r for r in quick if r.env == "SetUnion27-v0" and r.agent == "joint")
-    assert union_joint.objective == "soft-ce" and union_joint.steps == 800
-    assert ("curriculum", "480") in union_joint.options
+    assert union_joint.steps == 500 and ("tokens", "pair") in union_joint.options
+    shatter = {r.dim: r.steps for r in quick if r.env == "SetShatter27-v0" and r.dim}
+    assert shatter == {4: 2400, 8: 2400, 16: 2400, 27: 600}  # per-dim overrides
     paper = grid("paper", ("Classic", "Union"), (), ("contrastive", "joint"), None)
     union81 = [run for run in paper if run.env == "SetUnion81-v0"]
     assert sorted(run.dim for run in union81 if run.dim) == [16, 24, 32, 64, 81, 128, 512]
     assert len(paper) == 2 * (7 + 1) + (7 + 1)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_run_of_every_preset_is_a_valid_training_command(tmp_path, preset):
+    """The recipes' settings are TrainConfig fields with values it accepts."""
+    parser = build_parser()
+    for run in grid(preset, GAMES, (), AGENTS, None):
+        given = {
+            k: v
+            for k, v in vars(parser.parse_args(run.arguments(tmp_path))).items()
+            if v is not None
+        }
+        TrainConfig(**given).validate()
 
 
 def test_filters_and_dry_run_print_each_command(tmp_path, capsys):
@@ -59,8 +76,9 @@ def test_a_sweep_resumes_a_killed_run_and_skips_finished_ones(tmp_path, capsys):
         env="SetShatter27-v0",
         agent="contrastive",
         dim=4,
-        objective="infonce",
+        objective="soft-ce",
         preset="small",
+        lr=2e-3,  # the quick recipe's
         steps=1,
         logdir=str(tmp_path),
     )
@@ -82,8 +100,21 @@ def test_a_sweep_resumes_a_killed_run_and_skips_finished_ones(tmp_path, capsys):
     sweep(arguments)
     commands = capsys.readouterr().out
     assert f"--resume {partial['run_dir']}" in commands
-    runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    runs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and p.name != "logs")
     assert len(runs) == 2 and all(load(run)["step"] == 2 for run in runs)
     sweep(arguments)
     captured = capsys.readouterr()
     assert captured.out == "" and "2 already finished" in captured.err
+
+
+def test_the_sweep_prints_one_line_per_finished_run_and_logs_each(tmp_path, capsys):
+    sweep(
+        ["--out", str(tmp_path), "--games", "Classic", "--agents", "classifier"]
+        + ["--steps", "2", "--jobs", "1"]
+    )
+    err = capsys.readouterr().err
+    done = [line for line in err.splitlines() if line.startswith("done ")]
+    assert len(done) == 1 and "SetClassic27-v0__classifier__soft-ce" in done[0] and "kl " in done[0]
+    assert err.count("TensorBoard:") == 1 and "it/s" not in err  # no run's own progress bar
+    (log,) = (tmp_path / "logs").iterdir()
+    assert "it/s" in log.read_text()

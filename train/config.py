@@ -64,7 +64,8 @@ class TrainConfig:
     schedule: str = "cosine"
     """noam (the transformer's inverse-square-root warm-up schedule) or cosine."""
     weight_decay: float = 0.0
-    """Adam's (decoupled) weight decay."""
+    """AdamW's (decoupled) weight decay, on weight matrices and embeddings only (not on
+    biases, LayerNorm gains, the key bias or a temperature)."""
     grad_clip: float = 1.0
     """Clip the gradient norm to this (0: no clipping)."""
     mask_duplicates: bool = False

@@ -147,6 +147,20 @@ def _check_objective(scorer, objective: str) -> None:
         )
 
 
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW's groups: weight decay on the weight matrices and embeddings (2-D and up), none
+    on biases, LayerNorm gains, the key bias or a temperature, which it would only pull
+    towards 0 (nanoGPT's rule)."""
+    decayed, kept = [], []
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            (decayed if parameter.dim() >= 2 else kept).append(parameter)
+    return [
+        {"params": decayed, "weight_decay": weight_decay},
+        {"params": kept, "weight_decay": 0.0},
+    ]
+
+
 def given_fields(config: TrainConfig) -> set[str]:
     """The fields of ``config`` that differ from the defaults: those a caller set."""
     default = TrainConfig()
@@ -253,7 +267,7 @@ class Trainer:
     def _build_optimisation(self) -> None:
         config = self.config
         self.optimizer = torch.optim.AdamW(
-            self.scorer.parameters(),
+            parameter_groups(self.scorer, config.weight_decay),
             lr=config.lr,
             betas=(0.9, 0.98),
             eps=1e-6,

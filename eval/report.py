@@ -79,7 +79,7 @@ def collect(folder: Path, queries: int = 5120) -> tuple[list[Result], list[tuple
             skipped.append((checkpoint.parent, str(error)))
             continue
         kl = results[-1].metrics["kl"]
-        print(f"evaluated {checkpoint.parent.name}: kl {kl:.4f}", file=sys.stderr)
+        print(f"evaluated {checkpoint.parent.name}: kl {kl:.3g}", file=sys.stderr)
     return results, skipped
 
 

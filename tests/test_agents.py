@@ -216,3 +216,28 @@ def test_registry():
     assert custom(queries("SetClassic81-v0")).shape == (4, 81)
     with pytest.raises(ValueError):
         agents.register("not_a_module")(object)
+
+
+def test_a_causal_encoder_reads_left_to_right():
+    """Token i sees only tokens up to i, the readout sees them all; the joint scorer's
+    prefix form stays its full form without the query attending to the key."""
+    tokens = queries("SetSymDiff27-v0", "pair")
+    spec = ScorerSpec.of("SetSymDiff27-v0", tokens="pair")
+    causal = make("joint", spec, causal=True)
+    bidirectional = make("joint", spec)
+    bidirectional.load_state_dict(causal.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(
+            causal(tokens), causal._score_full(tokens, False), rtol=1e-5, atol=1e-5
+        )
+        assert (causal(tokens) - bidirectional(tokens)).abs().max() > 1e-4
+        encoder = causal.encoder
+        x, attend = encoder.embed(tokens)
+        mask = encoder.self_mask(attend)
+        first = encoder.blocks[0](x, mask=mask)
+        changed = tokens.clone()
+        changed[:, -1] = tokens[:, 0]
+        second = encoder.blocks[0](encoder.embed(changed)[0], mask=mask)
+    length = tokens.shape[1]
+    torch.testing.assert_close(first[:, 1:length], second[:, 1:length])  # tokens before the last
+    assert (first[:, 0] - second[:, 0]).abs().max() > 1e-6  # the readout reads the last too

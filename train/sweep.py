@@ -1,12 +1,13 @@
 """``python -m train.sweep``: train the study's grid of games x scorers.
 
-    python -m train.sweep --preset quick|paper --out DIR
+    python -m train.sweep --preset quick|demo|paper --out DIR
         [--games Classic,Wildcard,Union,SymDiff,Shatter] [--dims 4,8,16,27]
         [--agents contrastive,joint,classifier] [--steps N] [--jobs N] [--dry-run]
 
 Every run is a normal run directory under DIR (``python -m train`` with ``--logdir DIR``).
-The quick preset trains each game with the fastest CPU set-up measured (``QUICK_RECIPES``);
-the paper preset with the study's settings.
+The quick preset trains each game with the fastest CPU set-up measured (``QUICK_RECIPES``),
+the demo preset (``make demo``) the same on fewer steps for shatter, and the paper preset
+with the study's settings.
 The sweep is resumable: a finished run is skipped and an unfinished one resumed from its
 checkpoint. Each run's command is printed, so a cluster scheduler can run them instead.
 """
@@ -423,7 +424,7 @@ def start(run: Run, out: Path, environment: dict) -> Training | None:
         return None
     log = out / "logs" / f"{lock_name(run)}.log"
     log.parent.mkdir(exist_ok=True)
-    with open(log, "w") as stderr:
+    with open(log, "a") as stderr:  # a resumed run adds to its log
         process = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,

@@ -109,7 +109,6 @@ class JointScorer(Scorer):
         mask = self._full_mask(attend, query_sees_key)  # (B, 1, S, S), S = Lq + 1
         if self.encoder.causal:  # the query's own positions as in encoder.self_mask
             query = self.encoder.self_mask(attend)  # (B, 1, Lq, Lq)
-            mask = mask.clone()
             mask[..., :query_len, :query_len] &= query
         chunk = max(1, FULL_CHUNK_TOKENS // (batch * (query_len + 1)))
         *body, last = self.encoder.blocks

@@ -43,19 +43,29 @@ def cli_error(capsys):
 
 
 @pytest.fixture
-def rl_run(tmp_path, small_agents) -> Path:
-    """The folder of a tiny finished PPO run of the classifier on SetClassic27-v0."""
+def tiny_rl_run(small_agents):
+    """Trains a tiny PPO run (64 steps, 2 envs) under a folder; keyword arguments replace
+    the defaults (SetClassic27-v0, the classifier). Returns the run's folder."""
     from train.rl import train_rl
 
-    result = train_rl(
-        env="SetClassic27-v0",
-        agent="classifier",
-        timesteps=64,
-        n_envs=2,
-        n_steps=32,
-        batch_size=32,
-        eval_every=64,
-        eval_queries=16,
-        logdir=str(tmp_path / "rl"),
-    )
-    return Path(result["run_dir"])
+    def run(logdir: Path, **overrides) -> Path:
+        settings = dict(
+            env="SetClassic27-v0",
+            agent="classifier",
+            timesteps=64,
+            n_envs=2,
+            n_steps=32,
+            batch_size=32,
+            eval_every=64,
+            eval_queries=16,
+        )
+        result = train_rl(**{**settings, **overrides}, logdir=str(logdir))
+        return Path(result["run_dir"])
+
+    return run
+
+
+@pytest.fixture
+def rl_run(tmp_path, tiny_rl_run) -> Path:
+    """The folder of a tiny finished PPO run of the classifier on SetClassic27-v0."""
+    return tiny_rl_run(tmp_path / "rl")

@@ -100,24 +100,11 @@ def test_a_scorer_trains_in_pair_tokens_through_the_cli(tmp_path, capsys, agent)
     assert result["step"] == 3 and np.isfinite(result["kl"])
 
 
-@pytest.mark.usefixtures("small_agents")
-def test_rl_and_evaluation_take_pair_tokens(tmp_path, capsys):
+def test_rl_and_evaluation_take_pair_tokens(tmp_path, capsys, tiny_rl_run):
     from eval.__main__ import main as eval_cli
-    from train.rl import train_rl
 
-    result = train_rl(
-        env="SetWildcard27-v0",
-        agent="classifier",
-        tokens="pair",
-        timesteps=64,
-        n_envs=2,
-        n_steps=32,
-        batch_size=32,
-        eval_every=64,
-        eval_queries=16,
-        logdir=str(tmp_path),
-    )
+    run_dir = tiny_rl_run(tmp_path, env="SetWildcard27-v0", tokens="pair")
     capsys.readouterr()
-    eval_cli(["--checkpoint", result["run_dir"], "--queries", "32"])
+    eval_cli(["--checkpoint", str(run_dir), "--queries", "32"])
     output = json.loads(capsys.readouterr().out)
     assert output["objective"] == "ppo" and np.isfinite(output["kl"])

@@ -6,8 +6,8 @@
 
 Every run is a normal run directory under DIR (``python -m train`` with ``--logdir DIR``).
 The quick preset trains each game with the fastest CPU set-up measured (``QUICK_RECIPES``),
-the demo preset (``make demo``) the same on fewer steps for shatter, and the paper preset
-with the study's settings.
+the demo preset (``make demo``) the same for union and shatter on fewer steps, and the paper
+preset with the study's settings.
 The sweep is resumable: a finished run is skipped and an unfinished one resumed from its
 checkpoint. Each run's command is printed, so a cluster scheduler can run them instead.
 """

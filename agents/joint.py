@@ -11,8 +11,8 @@ Two exact attention forms over the same parameters:
 * ``"full"``: each [query; key] sequence is read bidirectionally (the query also attends to
   the key): B * n_keys sequences.
 * ``"prefix"``: the query attends only to itself, so it is encoded once per query; each key
-  position attends to the query's (non-PAD) positions of the same layer and to itself. All
-  keys go through one attention call per layer.
+  position attends to the query's (non-PAD) positions of the same layer and to itself, so
+  the query's keys and values serve both, and a key never computes attention to another.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import ClassVar
 
 import gymnasium as gym
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from agents.base import Scorer, ScorerSpec, register
@@ -67,8 +68,6 @@ class JointScorer(Scorer):
         self.score_token = nn.Parameter(0.02 * torch.randn(d_model))
         self.head = nn.Linear(d_model, 1)
         self.apply(init_weights)
-        # Prefix form: among the key positions, each sees itself only.
-        self.register_buffer("same_key", torch.eye(len(key_tokens), dtype=torch.bool), False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.config.attention == "prefix":
@@ -84,20 +83,34 @@ class JointScorer(Scorer):
         return self.head(self.encoder.ln_f(score_states)).squeeze(-1)
 
     def _score_prefix(self, tokens: torch.Tensor) -> torch.Tensor:
-        x, attend = self.encoder.embed(tokens)  # (B, 1 + L, d), (B, 1, 1, 1 + L)
-        batch = len(tokens)
-        keys = self.key_positions().expand(batch, -1, -1)  # (B, n_keys, d)
-        n_keys = keys.shape[1]
-        mask = torch.cat(  # (B, 1, n_keys, 1 + L + n_keys)
-            [attend.expand(-1, -1, n_keys, -1), self.same_key.expand(batch, 1, -1, -1)], dim=-1
-        )
-        *body, last = self.encoder.blocks
-        for block in body:
-            keys = block(keys, context=torch.cat([x, keys], dim=1), mask=mask)
-            x = block(x, mask=self.encoder.self_mask(attend))
-        # Nothing reads the query's last-layer output, so the last block computes keys only.
-        keys = last(keys, context=torch.cat([x, keys], dim=1), mask=mask)
+        x, attend = self.encoder.embed(tokens)  # (B, Lq, d), (B, 1, 1, Lq), Lq = 1 + L
+        query_mask = self.encoder.self_mask(attend)
+        # Before the first block the key positions do not depend on the query: one row each.
+        keys = self.key_positions()[None]  # (1, n_keys, d), then (B, n_keys, d)
+        blocks = self.encoder.blocks
+        for depth, block in enumerate(blocks):
+            h = block.ln_1(x)  # (B, Lq, d)
+            # The query's keys and values, read both by its own positions and by the keys'.
+            k, v = block.keys_values(h)  # (B, heads, Lq, dh)
+            keys = block.finish(keys, self._key_attention(block, keys, k, v, attend))
+            # Nothing reads the query's last-layer output.
+            if depth < len(blocks) - 1:
+                y = F.scaled_dot_product_attention(block.queries(h), k, v, attn_mask=query_mask)
+                x = block.finish(x, y)
         return self._logits(keys)  # (B, n_keys)
+
+    @staticmethod
+    def _key_attention(block, keys, query_k, query_v, attend) -> torch.Tensor:
+        """Attention of each key position (keys (B or 1, n_keys, d)) over the query's non-PAD
+        positions (their keys and values (B, heads, Lq, dh), ``attend`` (B, 1, 1, Lq)) and
+        itself, never over the other keys: (B, heads, n_keys, dh)."""
+        h = block.ln_1(keys)
+        q, (k, v) = block.queries(h), block.keys_values(h)  # (B or 1, heads, n_keys, dh)
+        scale = q.shape[-1] ** -0.5
+        to_query = (q @ query_k.transpose(-1, -2)).masked_fill(~attend, float("-inf"))
+        to_self = (q * k).sum(dim=-1, keepdim=True).expand(*to_query.shape[:-1], 1)
+        weights = torch.softmax(scale * torch.cat([to_query, to_self], dim=-1), dim=-1)
+        return weights[..., :-1] @ query_v + weights[..., -1:] * v  # (B, heads, n_keys, dh)
 
     def _score_full(self, tokens: torch.Tensor, query_sees_key: bool) -> torch.Tensor:
         """Each [query; key] sequence through the blocks on its own. With

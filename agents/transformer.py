@@ -75,18 +75,25 @@ class Block(nn.Module):
         """x (B, Lx, d) attends to itself, or to ``context`` (B, Lc, d) when given. ``mask``:
         bool, True = may attend, broadcastable to (B, heads, Lx, Lc)."""
         h = self.ln_1(x)  # (B, Lx, d)
-        c = h if context is None else self.ln_1(context)  # (B, Lc, d)
-        x = x + self.attend(h, c, mask)
-        return x + self.mlp(self.ln_2(x))  # (B, Lx, d)
+        k, v = self.keys_values(h if context is None else self.ln_1(context))  # (B, heads, Lc, dh)
+        y = F.scaled_dot_product_attention(self.queries(h), k, v, attn_mask=mask)
+        return self.finish(x, y)
 
-    def attend(self, h: torch.Tensor, c: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        def split_heads(t):  # (B, L, d) -> (B, heads, L, d / heads)
-            return t.unflatten(-1, (self.n_heads, -1)).transpose(1, 2)
+    def split_heads(self, t: torch.Tensor) -> torch.Tensor:
+        return t.unflatten(-1, (self.n_heads, -1)).transpose(1, 2)  # (B, heads, L, dh)
 
-        q = split_heads(self.to_query(h))  # (B, heads, Lx, dh)
-        k, v = map(split_heads, self.to_key_value(c).chunk(2, dim=-1))  # (B, heads, Lc, dh)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, heads, Lx, dh)
-        return self.out(y.transpose(1, 2).flatten(2))  # (B, Lx, d)
+    def queries(self, h: torch.Tensor) -> torch.Tensor:
+        """LN'd (B, L, d) -> attention queries (B, heads, L, dh)."""
+        return self.split_heads(self.to_query(h))
+
+    def keys_values(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """LN'd (B, L, d) -> attention keys and values, each (B, heads, L, dh)."""
+        return tuple(map(self.split_heads, self.to_key_value(h).chunk(2, dim=-1)))
+
+    def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The block's residual stream x (B, L, d) after attention's output y (B, heads, L, dh)."""
+        x = x + self.out(y.transpose(1, 2).flatten(2))
+        return x + self.mlp(self.ln_2(x))  # (B, L, d)
 
 
 class QueryEncoder(nn.Module):

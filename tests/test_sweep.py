@@ -6,7 +6,7 @@ from agents.checkpoint import load
 from train import train
 from train.__main__ import build_parser
 from train.config import TrainConfig
-from train.sweep import AGENTS, GAMES, PRESETS, grid
+from train.sweep import AGENTS, GAMES, PRESETS, QUICK_RECIPES, grid
 from train.sweep import main as sweep
 
 
@@ -18,7 +18,7 @@ def test_grid_of_the_presets():
     union_joint = next(r for r in quick if r.env == "SetUnion27-v0" and r.agent == "joint")
     assert union_joint.steps == 500 and ("tokens", "pair") in union_joint.options
     shatter = {r.dim: r.steps for r in quick if r.env == "SetShatter27-v0" and r.dim}
-    assert shatter == {4: 2400, 8: 2400, 16: 2400, 27: 600}  # per-dim overrides
+    assert shatter == {4: 1500, 8: 1500, 16: 1500, 27: 600}  # per-dim overrides
     paper = grid("paper", ("Classic", "Union"), (), ("contrastive", "joint"), None)
     union81 = [run for run in paper if run.env == "SetUnion81-v0"]
     assert sorted(run.dim for run in union81 if run.dim) == [16, 24, 32, 64, 81, 128, 512]
@@ -78,7 +78,7 @@ def test_a_sweep_resumes_a_killed_run_and_skips_finished_ones(tmp_path, capsys):
         dim=4,
         objective="soft-ce",
         preset="small",
-        lr=2e-3,  # the quick recipe's
+        lr=QUICK_RECIPES["Shatter"].for_run("contrastive", 4)["lr"],
         steps=1,
         logdir=str(tmp_path),
     )

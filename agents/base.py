@@ -168,6 +168,34 @@ def make_config(config_type: type, preset: str, overrides: dict):
     return config
 
 
+def parse_overrides(text: str | None) -> dict[str, Any]:
+    """``"causal=true,readout=last,d_ff=512"`` -> {"causal": True, "readout": "last",
+    "d_ff": 512}: comma-separated name=value pairs; a value is true/false, an int, a float,
+    or else a string. ValueError names a malformed pair."""
+    overrides: dict[str, Any] = {}
+    for pair in (text or "").split(","):
+        if not pair.strip():
+            continue
+        name, equals, value = (part.strip() for part in pair.partition("="))
+        if not (equals and name.isidentifier() and value):
+            raise ValueError(f"agent_config: expected name=value pairs, got {excerpt(pair)}")
+        if name in overrides:
+            raise ValueError(f"agent_config: {name} is given twice")
+        overrides[name] = _literal(value)
+    return overrides
+
+
+def _literal(value: str) -> Any:
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
 def register(name: str):
     """Class decorator: ``@agents.register("my_scorer")`` makes it ``agents.make``-able."""
 

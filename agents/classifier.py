@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from agents.base import Scorer, ScorerSpec, register
-from agents.transformer import QueryEncoder, TransformerConfig, init_weights
+from agents.transformer import STUDY_ENCODER, QueryEncoder, TransformerConfig, initialise
 
 
 @dataclass
@@ -24,7 +24,7 @@ class ClassifierConfig(TransformerConfig):
 
     presets: ClassVar[dict[str, dict]] = {
         "small": dict(d_model=128, n_layers=2, n_heads=8, d_ff=256),
-        "paper": dict(d_model=512, n_layers=4, n_heads=4, d_ff=1024),
+        "paper": dict(d_model=512, n_layers=4, n_heads=4, d_ff=1024, **STUDY_ENCODER),
     }
 
 
@@ -36,9 +36,9 @@ class ClassifierScorer(Scorer):
 
     def __init__(self, env: gym.Env | str | ScorerSpec, preset: str = "small", **config):
         super().__init__(env, preset, **config)
-        self.encoder = QueryEncoder.of(self.spec, self.config)
+        self.encoder = QueryEncoder(self.spec, self.config)
         self.head = nn.Linear(self.config.d_model, self.spec.n_keys)
-        self.apply(init_weights)
+        initialise(self, self.config.init)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(tokens))  # (B, n_keys)

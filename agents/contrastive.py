@@ -17,9 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.base import Scorer, ScorerSpec, register
-from agents.transformer import QueryEncoder, TransformerConfig, init_weights
+from agents.transformer import STUDY_ENCODER, QueryEncoder, TransformerConfig, initialise
 
 SIMILARITIES = ("dot", "cosine")
+KEY_BIAS_INITS = ("zeros", "uniform")
 MAX_DIM = 1024
 
 
@@ -29,13 +30,18 @@ class ContrastiveConfig(TransformerConfig):
 
     presets: ClassVar[dict[str, dict]] = {
         "small": dict(d_model=128, n_layers=2, n_heads=8, d_ff=256),
-        "paper": dict(d_model=512, n_layers=8, n_heads=8, d_ff=1024),
+        "paper": dict(
+            d_model=512, n_layers=8, n_heads=8, d_ff=1024, **STUDY_ENCODER, key_bias_init="uniform"
+        ),
     }
 
     dim: int = 16
     """Width of the query and key vectors (1..1024): the bound under study."""
     similarity: str = "dot"
     """``"dot"``: q . k; ``"cosine"``: cos(q, k) times a learned temperature."""
+    key_bias_init: str = "zeros"
+    """The key bias's start: ``zeros``, or ``uniform`` in +-sqrt(1 / dim) like the key
+    table (the study's)."""
 
     def validate(self) -> None:
         super().validate()
@@ -43,6 +49,10 @@ class ContrastiveConfig(TransformerConfig):
             raise ValueError(f"dim must be an int in 1..{MAX_DIM}, got {self.dim!r}")
         if self.similarity not in SIMILARITIES:
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
+        if self.key_bias_init not in KEY_BIAS_INITS:
+            raise ValueError(
+                f"key_bias_init must be one of {KEY_BIAS_INITS}, got {self.key_bias_init!r}"
+            )
 
 
 @register("contrastive")
@@ -56,14 +66,16 @@ class ContrastiveScorer(Scorer):
     def __init__(self, env: gym.Env | str | ScorerSpec, preset: str = "small", **config):
         super().__init__(env, preset, **config)
         c = self.config
-        self.encoder = QueryEncoder.of(self.spec, c)
+        self.encoder = QueryEncoder(self.spec, c)
         self.project = nn.Linear(c.d_model, c.dim)
-        self.apply(init_weights)
+        initialise(self, self.config.init)
         bound = math.sqrt(1 / c.dim)
         self.key_embedding = nn.Parameter(
             torch.empty(self.spec.n_keys, c.dim).uniform_(-bound, bound)
         )
         self.bias = nn.Parameter(torch.zeros(self.spec.n_keys))
+        if c.key_bias_init == "uniform":
+            nn.init.uniform_(self.bias, -bound, bound)
         self.cosine = c.similarity == "cosine"
         if self.cosine:  # only then: an unused parameter would stall DDP
             self.log_temperature = nn.Parameter(torch.tensor(math.log(10.0)))

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.base import Scorer, ScorerSpec, register
-from agents.transformer import QueryEncoder, TransformerConfig, init_weights
+from agents.transformer import QueryEncoder, TransformerConfig, initialise
 
 ATTENTIONS = ("prefix", "full")
 # Tokens per chunk of [query; key] sequences in the full form: bounds the memory of a
@@ -64,10 +64,10 @@ class JointScorer(Scorer):
         d_model = self.config.d_model
         key_tokens = torch.as_tensor(self.spec.key_tokens, dtype=torch.long)  # (n_keys, t)
         self.register_buffer("key_tokens", key_tokens, persistent=False)
-        self.encoder = QueryEncoder.of(self.spec, self.config)
+        self.encoder = QueryEncoder(self.spec, self.config)
         self.score_token = nn.Parameter(0.02 * torch.randn(d_model))
         self.head = nn.Linear(d_model, 1)
-        self.apply(init_weights)
+        initialise(self, self.config.init)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.config.attention == "prefix":
@@ -89,7 +89,7 @@ class JointScorer(Scorer):
         keys = self.key_positions()[None]  # (1, n_keys, d), then (B, n_keys, d)
         blocks = self.encoder.blocks
         for depth, block in enumerate(blocks):
-            h = block.ln_1(x)  # (B, Lq, d)
+            h = block.attention_input(x)  # (B, Lq, d)
             # The query's keys and values, read both by its own positions and by the keys'.
             k, v = block.keys_values(h)  # (B, heads, Lq, dh)
             keys = block.finish(keys, self._key_attention(block, keys, k, v, attend))
@@ -104,7 +104,7 @@ class JointScorer(Scorer):
         """Attention of each key position (keys (B or 1, n_keys, d)) over the query's non-PAD
         positions (their keys and values (B, heads, Lq, dh), ``attend`` (B, 1, 1, Lq)) and
         itself, never over the other keys: (B, heads, n_keys, dh)."""
-        h = block.ln_1(keys)
+        h = block.attention_input(keys)
         q, (k, v) = block.queries(h), block.keys_values(h)  # (B or 1, heads, n_keys, dh)
         scale = q.shape[-1] ** -0.5
         to_query = (q @ query_k.transpose(-1, -2)).masked_fill(~attend, float("-inf"))

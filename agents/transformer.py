@@ -1,5 +1,7 @@
-"""Transformer pieces shared by the scorers, nanoGPT style: pre-LayerNorm blocks, GELU MLPs,
-no dropout, and the study's BERT-like initialisation."""
+"""Transformer pieces shared by the scorers: nanoGPT-style blocks (pre-LayerNorm, GELU, no
+dropout, BERT-like initialisation) by default, and as options the study's own encoder
+(post-LayerNorm, ReLU, its LayerNorm, PyTorch's default initialisation, a causal encoder
+read at an EOS position)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,22 @@ from torch import nn
 if TYPE_CHECKING:
     from agents.base import ScorerSpec
 
+CHOICES = {
+    "norm": ("pre", "post"),
+    "activation": ("gelu", "relu"),
+    "layer_norm": ("standard", "study"),
+    "init": ("bert", "study"),
+    "readout": ("first", "last"),
+}
+STUDY_POSITION_STD = 0.03
+# The study's encoder (its code, SecondPass-CardGame-experiments/transformer.py): the paper
+# presets of the contrastive scorer and the classifier, the study's two models.
+STUDY_ENCODER = dict(norm="post", activation="relu", layer_norm="study", init="study")
+
 
 @dataclass
 class TransformerConfig:
-    """The sizes of a query encoder (the defaults are the ``small`` preset)."""
+    """The sizes and form of a query encoder (the defaults are the ``small`` preset)."""
 
     d_model: int = 128
     """Width of the residual stream."""
@@ -27,8 +41,23 @@ class TransformerConfig:
     d_ff: int = 256
     """Hidden width of each block's MLP."""
     causal: bool = False
-    """Query tokens attend only to themselves and earlier tokens (the readout, which comes
-    first, still reads them all): a left-to-right encoder, as the study's for the pair games."""
+    """Query tokens attend only to themselves and earlier tokens (a readout that comes first
+    still reads them all): a left-to-right encoder, as the study's for the pair games."""
+    readout: str = "first"
+    """Where the query is read: ``first``, a learned vector before the tokens (SOS);
+    ``last``, a learned vector after the last token (EOS; the study's, with ``causal``)."""
+    norm: str = "pre"
+    """``pre``: x + f(LN(x)) and a final LayerNorm (GPT-2's); ``post``: LN(x + f(x)) (the
+    original transformer's and the study's)."""
+    activation: str = "gelu"
+    """The MLP's nonlinearity: ``gelu`` or ``relu`` (the study's)."""
+    layer_norm: str = "standard"
+    """``standard`` (torch's LayerNorm) or ``study``: the study's gain * (x - mean / (std +
+    1e-6)) + bias, which shifts x by its mean over its std but does not normalise it."""
+    init: str = "bert"
+    """``bert``: Linear and Embedding weights N(0, 0.02), biases 0; ``study``: PyTorch's
+    default Linear init, token embeddings (and the readout vector) N(0, 1), positions
+    N(0, 0.03^2)."""
 
     def validate(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "d_ff"):
@@ -37,6 +66,11 @@ class TransformerConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.d_model % self.n_heads:
             raise ValueError(f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})")
+        if not isinstance(self.causal, bool):
+            raise ValueError(f"causal must be true or false, got {self.causal!r}")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
 
 
 def init_weights(module: nn.Module) -> None:
@@ -46,25 +80,70 @@ def init_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, mean=0.0, std=0.02)
     if isinstance(module, nn.Linear) and module.bias is not None:
         nn.init.zeros_(module.bias)
-    if isinstance(module, nn.LayerNorm):
+    if isinstance(module, (nn.LayerNorm, StudyLayerNorm)):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
 
 
-class Block(nn.Module):
-    """Pre-LayerNorm transformer block: x + attention(LN(x)), then x + MLP(LN(x))."""
+def initialise(model: nn.Module, scheme: str) -> None:
+    """Initialise every layer of ``model`` by ``TransformerConfig.init``'s ``scheme``. A
+    scorer calls it once its layers are built, then sets its own parameters (a key table)."""
+    if scheme == "bert":
+        model.apply(init_weights)
+        return
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding, nn.LayerNorm, StudyLayerNorm)):
+            module.reset_parameters()  # torch's defaults: N(0, 1) for an Embedding
+    for module in model.modules():
+        if isinstance(module, QueryEncoder):
+            nn.init.normal_(module.position_embedding.weight, std=STUDY_POSITION_STD)
+            nn.init.normal_(module.readout)  # a token like the others
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int):
+
+class StudyLayerNorm(nn.Module):
+    """The study's "LayerNorm": weight * (x - mean / (std + eps)) + bias, with the unbiased
+    std. As written it subtracts mean / std from x rather than normalising x; kept so that the
+    study's model can be trained exactly."""
+
+    def __init__(self, d_model: int, eps: float = 1e-6):
         super().__init__()
-        self.n_heads = n_heads
-        self.ln_1 = nn.LayerNorm(d_model)
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model))
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=-1, keepdim=True)
+        std = x.std(dim=-1, keepdim=True)
+        return self.weight * (x - mean / (std + self.eps)) + self.bias
+
+
+def layer_norm(config: TransformerConfig) -> nn.Module:
+    if config.layer_norm == "study":
+        return StudyLayerNorm(config.d_model)
+    return nn.LayerNorm(config.d_model)
+
+
+class Block(nn.Module):
+    """A transformer block. Pre-LN: x + attention(LN(x)), then x + MLP(LN(x)); post-LN:
+    LN(x + attention(x)), then LN(x + MLP(x))."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        d_model, d_ff = config.d_model, config.d_ff
+        self.n_heads, self.pre_norm = config.n_heads, config.norm == "pre"
+        self.ln_1 = layer_norm(config)
         # Queries and keys/values are separate projections so that x can attend to a context
         # other than itself (the joint scorer's key streams attend to the query).
         self.to_query = nn.Linear(d_model, d_model)
         self.to_key_value = nn.Linear(d_model, 2 * d_model)
         self.out = nn.Linear(d_model, d_model)
-        self.ln_2 = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
+        self.ln_2 = layer_norm(config)
+        activation = nn.ReLU() if config.activation == "relu" else nn.GELU()
+        self.mlp = nn.Sequential(nn.Linear(d_model, d_ff), activation, nn.Linear(d_ff, d_model))
 
     def forward(
         self,
@@ -74,58 +153,56 @@ class Block(nn.Module):
     ) -> torch.Tensor:
         """x (B, Lx, d) attends to itself, or to ``context`` (B, Lc, d) when given. ``mask``:
         bool, True = may attend, broadcastable to (B, heads, Lx, Lc)."""
-        h = self.ln_1(x)  # (B, Lx, d)
-        k, v = self.keys_values(h if context is None else self.ln_1(context))  # (B, heads, Lc, dh)
+        h = self.attention_input(x)  # (B, Lx, d)
+        c = h if context is None else self.attention_input(context)  # (B, Lc, d)
+        k, v = self.keys_values(c)  # (B, heads, Lc, dh)
         y = F.scaled_dot_product_attention(self.queries(h), k, v, attn_mask=mask)
         return self.finish(x, y)
+
+    def attention_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What attention reads of the residual stream x: LN(x) pre-LN, x itself post-LN."""
+        return self.ln_1(x) if self.pre_norm else x
 
     def split_heads(self, t: torch.Tensor) -> torch.Tensor:
         return t.unflatten(-1, (self.n_heads, -1)).transpose(1, 2)  # (B, heads, L, dh)
 
     def queries(self, h: torch.Tensor) -> torch.Tensor:
-        """LN'd (B, L, d) -> attention queries (B, heads, L, dh)."""
+        """Attention input (B, L, d) -> attention queries (B, heads, L, dh)."""
         return self.split_heads(self.to_query(h))
 
     def keys_values(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """LN'd (B, L, d) -> attention keys and values, each (B, heads, L, dh)."""
+        """Attention input (B, L, d) -> attention keys and values, each (B, heads, L, dh)."""
         return tuple(map(self.split_heads, self.to_key_value(h).chunk(2, dim=-1)))
 
     def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The block's residual stream x (B, L, d) after attention's output y (B, heads, L, dh)."""
         x = x + self.out(y.transpose(1, 2).flatten(2))
-        return x + self.mlp(self.ln_2(x))  # (B, L, d)
+        if self.pre_norm:
+            return x + self.mlp(self.ln_2(x))  # (B, L, d)
+        x = self.ln_1(x)
+        return self.ln_2(x + self.mlp(x))
 
 
 class QueryEncoder(nn.Module):
     """Reads a query (B, L) of token ids into a readout vector (B, d).
 
-    The sequence is a learned readout vector (position 0) then the query's tokens, with
-    learned positions. No position attends to PAD, so trailing PAD changes nothing: a batch
-    may be cut to its longest query.
+    The sequence is the query's tokens with a learned readout vector before them (``readout
+    = "first"``, position 0) or after the last one (``"last"``), and learned positions.
+    Queries are left-aligned; no position attends to PAD, so trailing PAD changes nothing: a
+    batch may be cut to its longest query.
     """
 
-    def __init__(
-        self,
-        spec: ScorerSpec,
-        d_model: int,
-        n_layers: int,
-        n_heads: int,
-        d_ff: int,
-        causal: bool = False,
-    ):
+    def __init__(self, spec: ScorerSpec, config: TransformerConfig):
         super().__init__()
-        self.pad_id, self.max_len, self.causal = spec.pad_id, spec.max_len, causal
+        d_model = config.d_model
+        self.pad_id, self.max_len = spec.pad_id, spec.max_len
+        self.causal, self.read_last = config.causal, config.readout == "last"
         self.token_embedding = nn.Embedding(spec.vocab_size, d_model)
         self.position_embedding = nn.Embedding(spec.max_len + 1, d_model)
         self.readout = nn.Parameter(0.02 * torch.randn(d_model))
-        self.blocks = nn.ModuleList(Block(d_model, n_heads, d_ff) for _ in range(n_layers))
-        self.ln_f = nn.LayerNorm(d_model)
-
-    @classmethod
-    def of(cls, spec: ScorerSpec, config: TransformerConfig) -> QueryEncoder:
-        return cls(
-            spec, config.d_model, config.n_layers, config.n_heads, config.d_ff, config.causal
-        )
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        # Post-LN blocks end normalised already.
+        self.ln_f = layer_norm(config) if config.norm == "pre" else nn.Identity()
 
     def embed(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) ids -> the first block's input (B, 1 + L, d) and the attend mask
@@ -133,21 +210,38 @@ class QueryEncoder(nn.Module):
         batch, length = tokens.shape
         if length > self.max_len:
             raise ValueError(f"queries hold at most {self.max_len} tokens, got {length}")
+        x = self.token_embedding(tokens)  # (B, L, d)
         readout = self.readout.expand(batch, 1, -1)  # (B, 1, d)
-        x = torch.cat([readout, self.token_embedding(tokens)], dim=1)  # (B, 1 + L, d)
-        x = x + self.position_embedding.weight[: 1 + length]
+        is_token = tokens != self.pad_id  # (B, L)
+        if self.read_last:
+            at_readout = self.readout_positions(tokens)[:, None] == torch.arange(
+                length + 1, device=tokens.device
+            )  # (B, 1 + L)
+            x = torch.where(at_readout[..., None], readout, F.pad(x, (0, 0, 0, 1)))
+            attend = F.pad(is_token, (0, 1)) | at_readout
+        else:
+            x = torch.cat([readout, x], dim=1)
+            attend = F.pad(is_token, (1, 0), value=True)
         # The readout is always attendable, so no row of the mask is all False.
-        attend = F.pad(tokens != self.pad_id, (1, 0), value=True)  # (B, 1 + L)
+        x = x + self.position_embedding.weight[: 1 + length]  # (B, 1 + L, d)
         return x, attend[:, None, None, :]
+
+    def readout_positions(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids -> (B,) the readout's position: 0, or the query's length."""
+        if self.read_last:
+            return (tokens != self.pad_id).sum(dim=1)
+        return torch.zeros(len(tokens), dtype=torch.long, device=tokens.device)
 
     def self_mask(self, attend: torch.Tensor) -> torch.Tensor:
         """The query's own attention: ``attend`` (B, 1, 1, 1 + L), or with ``causal`` the
-        (B, 1, 1 + L, 1 + L) mask where token i sees positions up to i and the readout all."""
+        (B, 1, 1 + L, 1 + L) mask where position i sees positions up to i (and a readout
+        at position 0 all)."""
         if not self.causal:
             return attend
         length = attend.shape[-1]
         earlier = torch.ones(length, length, dtype=torch.bool, device=attend.device).tril()
-        earlier[0] = True  # the readout reads every token
+        if not self.read_last:
+            earlier[0] = True  # the readout reads every token
         return attend & earlier
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -156,6 +250,9 @@ class QueryEncoder(nn.Module):
         *body, last = self.blocks
         for block in body:
             x = block(x, mask=mask)
-        # Only the readout is read, so the last block computes no other position.
-        readout = last(x[:, :1], context=x, mask=attend)  # (B, 1, d)
+        # Only the readout is read, so the last block computes no other position; the
+        # readout sees every token (and with "last" it is the last), so its mask is attend.
+        rows = torch.arange(len(x), device=x.device)
+        readout = x[rows, self.readout_positions(tokens)][:, None]  # (B, 1, d)
+        readout = last(readout, context=x, mask=attend)  # (B, 1, d)
         return self.ln_f(readout[:, 0])  # (B, d)

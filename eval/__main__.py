@@ -2,7 +2,8 @@
 stdout (everything else on stderr).
 
     python -m eval --checkpoint RUN_DIR/checkpoint.pt [--env ID] [--queries 5120] [--seed 0]
-        [--query-distribution size_weighted|uniform] [--tensorboard] [--device cpu]
+        [--query-distribution size_weighted|uniform] [--eval-split test|all] [--tensorboard]
+        [--device cpu]
 """
 
 import argparse
@@ -13,7 +14,7 @@ import sys
 from agents.checkpoint import load_scorer, run_folder
 from eval import tags
 from eval.harness import evaluate
-from eval.sets import DISTRIBUTIONS, check_queries
+from eval.sets import DISTRIBUTIONS, SPLITS, check_queries
 from set_env.checks import check_seed
 
 
@@ -28,6 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=DISTRIBUTIONS,
         default="size_weighted",
         help="how the test set is drawn (the study's: size_weighted)",
+    )
+    parser.add_argument(
+        "--eval-split",
+        choices=SPLITS,
+        default="test",
+        help="test: held-out queries; all: any query, training ones included (the study's "
+        "for classic and wildcard)",
     )
     parser.add_argument("--tensorboard", action="store_true", help="write eval/* into the run")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -49,6 +57,7 @@ def main(argv=None) -> None:
             args.seed,
             args.query_distribution,
             env_kwargs=state["env_kwargs"],
+            split=args.eval_split,
         )
         check_finite_result(result)
         if args.tensorboard:

@@ -100,8 +100,10 @@ def evaluate(
     distribution: str = "size_weighted",
     env_kwargs: dict | None = None,
     batch_size: int = 1024,
+    split: str = "test",
 ) -> dict:
-    """Evaluate any scorer of the agents interface on the fixed test set of ``env_id``.
+    """Evaluate any scorer of the agents interface on the fixed test set of ``env_id`` (with
+    ``split="all"``, on queries drawn from all of them, training queries included).
 
     The set's tokens follow the scorer's token mode (``scorer.spec.env_kwargs``) unless
     ``env_kwargs`` says otherwise. Returns ``report``'s dict, plus ``env``.
@@ -111,7 +113,7 @@ def evaluate(
         tokens = getattr(spec, "env_kwargs", {}).get("tokens") if spec is not None else None
         env_kwargs = {"tokens": tokens} if tokens else {}
     check_scorer_fits(scorer, env_id, env_kwargs)
-    eval_set = make_eval_set(env_id, queries, seed, distribution, env_kwargs)
+    eval_set = make_eval_set(env_id, queries, seed, distribution, env_kwargs, split=split)
     return {"env": env_id, **report(score_eval_set(scorer, eval_set, batch_size), eval_set)}
 
 

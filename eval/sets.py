@@ -22,9 +22,12 @@ import numpy as np
 from agents.base import canonical_env_id, make_env
 from agents.checkpoint import write_atomic
 from set_env import GENERATOR_VERSION
-from set_env.checks import check_seed, is_int
+from set_env.checks import check_seed, excerpt, is_int
 
 DISTRIBUTIONS = ("size_weighted", "uniform")
+# "test": the held-out queries; "all": any query, training ones included (the study
+# evaluated classic and wildcard so, having no held-out split).
+SPLITS = ("test", "all")
 MAX_QUERIES = 1 << 20  # an evaluation set of more would not fit in memory on every deck
 DEFAULT_CACHE = Path.home() / ".cache" / "set-contrastive" / "eval-sets"
 _warned: list[Path] = []  # the unusable default cache is reported once per process
@@ -32,8 +35,9 @@ _warned: list[Path] = []  # the unusable default cache is reported once per proc
 
 @dataclass(frozen=True)
 class EvalSet:
-    """Test-split queries of an env: ``tokens`` (n, max_len) int64 in the env's token mode,
-    ``positives`` (n, n_keys) bool, and their canonical ``texts``."""
+    """Evaluation queries of an env (of its test split, or of ``split="all"``): ``tokens``
+    (n, max_len) int64 in the env's token mode, ``positives`` (n, n_keys) bool, and their
+    canonical ``texts``."""
 
     env_id: str
     distribution: str
@@ -41,6 +45,7 @@ class EvalSet:
     tokens: np.ndarray
     positives: np.ndarray
     texts: tuple[str, ...]
+    split: str = "test"
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -75,7 +80,7 @@ def cache_dir() -> Path | None:
     return folder
 
 
-def cache_key(env_id, queries, seed, distribution, env_kwargs) -> str:
+def cache_key(env_id, queries, seed, distribution, env_kwargs, split="test") -> str:
     """What a cached set is: the file stores it, and a file of another key is never used."""
     return json.dumps(
         {
@@ -84,6 +89,7 @@ def cache_key(env_id, queries, seed, distribution, env_kwargs) -> str:
             "queries": queries,
             "seed": seed,
             "distribution": distribution,
+            "split": split,
             "generator": GENERATOR_VERSION,
         },
         sort_keys=True,
@@ -97,18 +103,19 @@ def make_eval_set(
     distribution: str = "size_weighted",
     env_kwargs: dict | None = None,
     cache: bool = True,
+    split: str = "test",
 ) -> EvalSet:
     """The evaluation set of ``draw_eval_set``, through the on-disk cache."""
     env_id = canonical_env_id(env_id)
     folder = cache_dir() if cache else None
     if folder is None:
-        return draw_eval_set(env_id, queries, seed, distribution, env_kwargs)
-    key = cache_key(env_id, queries, seed, distribution, env_kwargs)
+        return draw_eval_set(env_id, queries, seed, distribution, env_kwargs, split)
+    key = cache_key(env_id, queries, seed, distribution, env_kwargs, split)
     path = folder / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
-    cached = _read_cached(path, key, env_id, seed, distribution)
+    cached = _read_cached(path, key, env_id, seed, distribution, split)
     if cached is not None:
         return cached
-    eval_set = draw_eval_set(env_id, queries, seed, distribution, env_kwargs)
+    eval_set = draw_eval_set(env_id, queries, seed, distribution, env_kwargs, split)
     arrays = {
         "tokens": eval_set.tokens,
         "positives": eval_set.positives,
@@ -120,7 +127,7 @@ def make_eval_set(
     return eval_set
 
 
-def _read_cached(path: Path, key: str, env_id: str, seed: int, distribution: str):
+def _read_cached(path: Path, key: str, env_id: str, seed: int, distribution: str, split: str):
     """The cached set at ``path`` if it is readable, of ``key``, and matches its hash."""
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -133,6 +140,7 @@ def _read_cached(path: Path, key: str, env_id: str, seed: int, distribution: str
                 data["tokens"],
                 data["positives"],
                 tuple(data["texts"].tolist()),
+                split,
             )
             expected = str(data["sha256"])
     except Exception:  # missing, empty, truncated or foreign: recompute
@@ -155,12 +163,16 @@ def draw_eval_set(
     seed: int = 0,
     distribution: str = "size_weighted",
     env_kwargs: dict | None = None,
+    split: str = "test",
 ) -> EvalSet:
-    """``queries`` test-split queries of ``env_id``, drawn like the study's test sets
-    (size-weighted) or uniformly. They depend only on the game, deck, count, seed and
-    distribution, so every model of an env, in either token mode, meets the same queries."""
+    """``queries`` queries of ``env_id``'s test split (or of all its queries, ``split="all"``),
+    drawn like the study's test sets (size-weighted) or uniformly. They depend only on the
+    game, deck, count, seed, distribution and split, so every model of an env, in any token
+    mode, meets the same queries."""
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {excerpt(split)}")
     check_queries(queries)
     check_seed(seed)
     env = make_env(env_id, **(env_kwargs or {})).unwrapped
@@ -171,8 +183,9 @@ def draw_eval_set(
     batch = game.sample(
         queries,
         rng,
-        split="test",
+        split="test" if split == "test" else None,
         size_weighted=distribution == "size_weighted",
         tokens=env.tokens,
     )
-    return EvalSet(env_id, distribution, seed, batch.tokens, batch.positives, tuple(batch.texts()))
+    texts = tuple(batch.texts())
+    return EvalSet(env_id, distribution, seed, batch.tokens, batch.positives, texts, split)

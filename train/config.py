@@ -13,11 +13,12 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval.sets import MAX_QUERIES
+from agents.base import parse_overrides
+from eval.sets import MAX_QUERIES, SPLITS
 from set_env.checks import check_seed, excerpt, is_int
 from set_env.vocab import TOKEN_MODES
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 SCHEDULES = ("noam", "cosine")
 OBJECTIVES = ("infonce", "ce", "soft-ce")
 MAX_BATCH_SIZE = 1 << 16  # queries per step and process; more would not fit in memory
@@ -35,12 +36,16 @@ class TrainConfig:
     """infonce (CLIP's symmetric loss over the batch), ce, or soft-ce."""
     preset: str = "small"
     """Agent size preset: small (trains on a CPU in minutes) or paper (the study's sizes)."""
+    agent_config: str | None = None
+    """Overrides of the agent's config fields over the preset, as comma-separated name=value
+    pairs, e.g. causal=true,readout=last,norm=post (the fields: the agent's config class)."""
     steps: int = 2000
     """Optimiser steps in total (a resumed run continues up to this many)."""
     batch_size: int = 256
     """Queries per step (per process under torchrun)."""
     precision: str = "fp32"
-    """fp32, bf16 (autocast; CPU or CUDA) or fp16 (autocast + GradScaler; CUDA only)."""
+    """fp32 (exact: no TF32 matmuls), tf32 (fp32 with TF32 matmuls; CUDA only), bf16
+    (autocast; CPU or CUDA) or fp16 (autocast + GradScaler; CUDA only)."""
     device: str = "cpu"
     """cpu, cuda, or cuda:N."""
     logdir: str = "runs"
@@ -56,13 +61,27 @@ class TrainConfig:
     eval_queries: int = 5120
     """Size of the fixed held-out evaluation set (test split)."""
     eval_distribution: str = "size_weighted"
-    """How the evaluation set is drawn: size_weighted (the study's) or uniform."""
+    """How the evaluation set is drawn: size_weighted or uniform (over the distinct queries;
+    the study's for shatter)."""
+    eval_split: str = "test"
+    """Evaluate on held-out queries (test) or on any query, training ones included (all: the
+    study's for classic and wildcard, which had no held-out split)."""
+    train_distribution: str = "size_weighted"
+    """How training queries are drawn: size_weighted (every (query, key) pair equally
+    likely; the study's for the pair games) or uniform (the study's for shatter)."""
     lr: float = 1e-3
     """Peak learning rate."""
     warmup: int = 200
     """Warm-up steps of the schedule."""
     schedule: str = "cosine"
     """noam (the transformer's inverse-square-root warm-up schedule) or cosine."""
+    lr_decay: float = 1.0
+    """noam only: also multiply the learning rate by this every ``lr_decay_every`` steps after
+    the warm-up, up to step ``lr_decay_until`` (the study's 0.9, 2000, 80000); 1: none."""
+    lr_decay_every: int = 2000
+    """Steps between two ``lr_decay`` multiplications."""
+    lr_decay_until: int | None = None
+    """The last step whose learning rate ``lr_decay`` lowers (None: no limit)."""
     weight_decay: float = 0.0
     """AdamW's (decoupled) weight decay, on weight matrices and embeddings only (not on
     biases, LayerNorm gains, the key bias or a temperature)."""
@@ -91,17 +110,34 @@ class TrainConfig:
                 "schedule": SCHEDULES,
                 "tokens": TOKEN_MODES,
                 "eval_distribution": ("size_weighted", "uniform"),
+                "train_distribution": ("size_weighted", "uniform"),
+                "eval_split": SPLITS,
             },
         )
         check_at_least_one(self, ("steps", "batch_size", "eval_every", "eval_queries", "log_every"))
         check_at_most(self, {"batch_size": MAX_BATCH_SIZE, "eval_queries": MAX_QUERIES})
         check_seed(self.seed)
         check_at_least_zero(self, ("curriculum", "warmup"))
+        check_lr_decay(self)
+        overrides = parse_overrides(self.agent_config)
+        if "dim" in overrides and self.dim is not None:
+            raise ValueError("give dim once: as --dim or in agent_config, not both")
         if self.dim is not None and (not is_int(self.dim) or self.dim <= 0):
             raise ValueError(f"dim must be a positive integer, got {self.dim!r}")
         check_finite(self, positive=("lr",), non_negative=("grad_clip", "weight_decay"))
         if self.objective == "infonce" and self.batch_size < 2:
             raise ValueError("infonce needs batch_size >= 2 (it contrasts the batch's keys)")
+
+
+def check_lr_decay(config: TrainConfig) -> None:
+    check_finite(config, positive=("lr_decay",))
+    if config.lr_decay > 1:
+        raise ValueError(f"lr_decay must be in (0, 1], got {config.lr_decay!r}")
+    if config.lr_decay != 1 and config.schedule != "noam":
+        raise ValueError(f"lr_decay applies to the noam schedule, not {config.schedule!r}")
+    check_at_least_one(config, ("lr_decay_every",))
+    if config.lr_decay_until is not None:
+        check_at_least_one(config, ("lr_decay_until",))
 
 
 def check_choices(config, choices: dict[str, tuple]) -> None:

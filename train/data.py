@@ -1,4 +1,5 @@
-"""The training stream: size-weighted train-split queries with one positive key each.
+"""The training stream: train-split queries (size-weighted, or uniform over the distinct
+ones) with one positive key each.
 
 Step ``s`` of rank ``r`` draws its batch from ``default_rng([seed, r, s])``, so a batch
 depends on nothing but its step: a resumed run replays the same data, and a background
@@ -51,9 +52,15 @@ def doublings(n: int) -> list[int]:
     return sizes + [n]
 
 
-def draw_batch(game: Game, batch_size: int, rng: np.random.Generator, tokens: str):
+def draw_batch(
+    game: Game,
+    batch_size: int,
+    rng: np.random.Generator,
+    tokens: str,
+    size_weighted: bool = True,
+):
     """Numpy arrays of one training batch."""
-    batch = game.sample(batch_size, rng, split="train", size_weighted=True, tokens=tokens)
+    batch = game.sample(batch_size, rng, split="train", size_weighted=size_weighted, tokens=tokens)
     # A uniform positive key per query: the largest of uniform noise on the positives.
     noise = np.where(batch.positives, rng.random(batch.positives.shape), -1.0)
     return batch.tokens, batch.positives, noise.argmax(axis=1)
@@ -62,7 +69,7 @@ def draw_batch(game: Game, batch_size: int, rng: np.random.Generator, tokens: st
 class QueryStream:
     """Iterates training batches from ``start_step`` on, prepared by a background thread and
     moved to ``device`` (through pinned memory on CUDA). ``game`` is a game, or a function of
-    the step that gives one (a ``Curriculum``)."""
+    the step that gives one (a ``Curriculum``); ``size_weighted`` as in ``Game.sample``."""
 
     def __init__(
         self,
@@ -74,9 +81,10 @@ class QueryStream:
         start_step: int = 0,
         device: torch.device | str = "cpu",
         prefetch: int = 4,
+        size_weighted: bool = True,
     ):
         self.game_at = game if callable(game) else lambda step: game
-        self.batch_size, self.tokens = batch_size, tokens
+        self.batch_size, self.tokens, self.size_weighted = batch_size, tokens, size_weighted
         self.seed, self.rank, self.device = seed, rank, torch.device(device)
         self._ready: queue.Queue = queue.Queue(maxsize=prefetch)
         self._stop = threading.Event()
@@ -95,7 +103,9 @@ class QueryStream:
 
     def _tensors(self, step: int) -> list[torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.rank, step])
-        arrays = draw_batch(self.game_at(step), self.batch_size, rng, self.tokens)
+        arrays = draw_batch(
+            self.game_at(step), self.batch_size, rng, self.tokens, self.size_weighted
+        )
         tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in arrays]
         return [t.pin_memory() for t in tensors] if self.device.type == "cuda" else tensors
 

@@ -22,6 +22,7 @@ from agents.base import (
     import_agent_module,
     make_env,
     make_with_preset,
+    parse_overrides,
     resolve_device,
 )
 from agents.checkpoint import (
@@ -42,7 +43,7 @@ from train.config import TrainConfig, create_run_dir, run_name
 from train.data import Curriculum, QueryStream
 from train.objectives import make_objective
 
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES = {"fp32": None, "tf32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NonFiniteLoss(RuntimeError):
@@ -54,12 +55,25 @@ class NonFiniteLoss(RuntimeError):
 RESUME_CHANGEABLE = ("steps", "device", "compile", "log_every", "eval_every", "logdir")
 
 
-def lr_factor(schedule: str, warmup: int, total: int):
-    """The learning-rate multiplier of a step: linear warm-up to 1, then the schedule."""
+def lr_factor(
+    schedule: str,
+    warmup: int,
+    total: int,
+    decay: float = 1.0,
+    decay_every: int = 2000,
+    decay_until: int | None = None,
+):
+    """The learning-rate multiplier of a step: linear warm-up to 1, then the schedule.
+
+    noam is 1 at the end of the warm-up W: min(s / W, sqrt(W / s)), times ``decay`` for every
+    ``decay_every`` steps past W, counted up to step ``decay_until``. With lr = (d_model W)^-0.5
+    it is the study's d_model^-0.5 min(s^-0.5, s W^-1.5) and its extra step decay."""
 
     def noam(step: int) -> float:
         step = max(step, 1)
-        return min(step / max(warmup, 1), math.sqrt(max(warmup, 1) / step))
+        base = min(step / max(warmup, 1), math.sqrt(max(warmup, 1) / step))
+        decayed = min(step, decay_until or step) - warmup
+        return base * decay ** max(decayed // decay_every, 0)
 
     def cosine(step: int) -> float:
         if step < warmup:
@@ -119,8 +133,8 @@ class Distributed:
 def training_device(config: TrainConfig, distributed: Distributed) -> torch.device:
     """The device of this process: ``config.device``, or this rank's GPU under torchrun."""
     device = resolve_device(config.device)
-    if config.precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs CUDA; use bf16 or fp32 on CPU")
+    if config.precision in ("fp16", "tf32") and device.type != "cuda":
+        raise ValueError(f"precision {config.precision} needs CUDA; use bf16 or fp32 on CPU")
     if device.type == "cuda" and distributed.world > 1:
         return torch.device("cuda", distributed.local_rank)
     return device
@@ -133,8 +147,9 @@ def build_scorer(config: TrainConfig, env: gym.Env, resumed: dict | None) -> tor
     if resumed is not None:
         return rebuild_scorer(resumed, config.resume, weights=False)
     dim = {} if config.dim is None else {"dim": config.dim}
+    overrides = parse_overrides(config.agent_config)
     try:
-        return make_with_preset(config.agent, env, config.preset, **dim)
+        return make_with_preset(config.agent, env, config.preset, **dim, **overrides)
     except TypeError as error:  # a user class that takes other arguments
         raise ValueError(f"agent {config.agent!r}: {error}") from None
 
@@ -225,9 +240,9 @@ class Trainer:
         self.distributed = Distributed(config.device)
         self.device = training_device(config, self.distributed)
         torch.manual_seed(config.seed)
-        if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        if self.device.type == "cuda":  # fp32 is exact; the others may round matmuls
+            torch.backends.cuda.matmul.allow_tf32 = config.precision != "fp32"
+            torch.backends.cudnn.allow_tf32 = config.precision != "fp32"
         self._build_env_and_scorer()
         self._build_optimisation()
         self.step, self.saved_step = 0, None
@@ -235,7 +250,12 @@ class Trainer:
             self._restore(self.resumed)
         self.model = self._wrap_model()
         self.eval_set = make_eval_set(
-            config.env, config.eval_queries, 0, config.eval_distribution, self.env_kwargs
+            config.env,
+            config.eval_queries,
+            0,
+            config.eval_distribution,
+            self.env_kwargs,
+            split=config.eval_split,
         )
         self.run_dir = self._run_dir()  # last: a run that fails to start leaves no folder
 
@@ -273,7 +293,14 @@ class Trainer:
             eps=1e-6,
             weight_decay=config.weight_decay,
         )
-        factor = lr_factor(config.schedule, config.warmup, config.steps)
+        factor = lr_factor(
+            config.schedule,
+            config.warmup,
+            config.steps,
+            config.lr_decay,
+            config.lr_decay_every,
+            config.lr_decay_until,
+        )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
 
@@ -357,6 +384,7 @@ class Trainer:
             self.distributed.rank,
             self.step,
             self.device,
+            size_weighted=config.train_distribution == "size_weighted",
         )
         progress = tqdm(
             total=config.steps,
@@ -366,25 +394,30 @@ class Trainer:
             desc=self.run_dir.name,
             dynamic_ncols=True,
         )
-        losses, metrics = [], {}
+        losses, metrics, window = [], {}, []
         window_start, window_steps = time.perf_counter(), 0
         try:
             while self.step < config.steps:
-                loss, grad_norm = self._train_step(next(stream))
+                window.append(self._train_step(next(stream)))
                 self.step += 1
                 window_steps += 1
-                losses.append(loss)
                 progress.update(1)
-                if main and (self.step % config.log_every == 0 or self.step == config.steps):
+                log = self.step % config.log_every == 0 or self.step == config.steps
+                evaluate = self.step % config.eval_every == 0 or self.step == config.steps
+                if not (log or evaluate):
+                    continue
+                values, window = self._read_window(window), []
+                losses += [loss for loss, _ in values]
+                if main and log:
                     elapsed = time.perf_counter() - window_start
                     rate = window_steps * config.batch_size * self.distributed.world / elapsed
-                    self._log_step(writer, loss, grad_norm, rate)
-                    progress.set_postfix(loss=f"{loss:.4f}")
+                    self._log_step(writer, *values[-1], rate)
+                    progress.set_postfix(loss=f"{values[-1][0]:.4f}")
                     window_start, window_steps = time.perf_counter(), 0
-                if self.step % config.eval_every == 0 or self.step == config.steps:
+                if evaluate:
                     metrics = self._evaluate_and_save(writer)
                     if main:
-                        progress.set_postfix(loss=f"{loss:.4f}", kl=f"{metrics['kl']:.4f}")
+                        progress.set_postfix(loss=f"{values[-1][0]:.4f}", kl=f"{metrics['kl']:.4f}")
         finally:
             stream.close()
             progress.close()
@@ -393,9 +426,9 @@ class Trainer:
             self.distributed.close()
         return {"run_dir": str(self.run_dir), "step": self.step, "losses": losses, **metrics}
 
-    def _train_step(self, batch) -> tuple[float, float]:
-        """One update. The loss and (without a GradScaler, which skips such steps itself)
-        the gradient norm are checked before the update touches the weights."""
+    def _train_step(self, batch) -> torch.Tensor:
+        """One update; returns (loss, gradient norm) as a (2,) tensor on the device, unread:
+        reading it would make the host wait for the device every step."""
         config = self.config
         autocast_dtype = AUTOCAST_DTYPES[config.precision]
         autocast = (
@@ -412,19 +445,30 @@ class Trainer:
             keys = self.distributed.gather(keys, differentiable=False)
             positives = self.distributed.gather(positives, differentiable=False)
         loss = self.objective(logits, positives, keys)
-        if not torch.isfinite(loss):
-            raise self._non_finite(f"non-finite loss ({loss.item()})", self.step + 1)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         max_norm = config.grad_clip if config.grad_clip > 0 else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.scorer.parameters(), max_norm)
-        if not self.scaler.is_enabled() and not torch.isfinite(grad_norm):
-            raise self._non_finite(f"non-finite gradient norm ({float(grad_norm)})", self.step + 1)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        return loss.item(), float(grad_norm)
+        return torch.stack([loss.detach().float(), grad_norm.detach().float()])
+
+    def _read_window(self, window: list[torch.Tensor]) -> list[tuple[float, float]]:
+        """The (loss, gradient norm) of each step since the last read, in one transfer.
+        NonFiniteLoss names the first step whose loss (or, without a GradScaler, which skips
+        such steps itself, gradient norm) is not finite. Its update may have spoilt the
+        weights in memory, but every read comes before an evaluation, and only an evaluation
+        writes a checkpoint, so the one on disk stays the last good state."""
+        values = torch.stack(window).tolist()
+        first = self.step - len(values) + 1
+        for offset, (loss, grad_norm) in enumerate(values):
+            if not math.isfinite(loss):
+                raise self._non_finite(f"non-finite loss ({loss})", first + offset)
+            if not self.scaler.is_enabled() and not math.isfinite(grad_norm):
+                raise self._non_finite(f"non-finite gradient norm ({grad_norm})", first + offset)
+        return [tuple(pair) for pair in values]
 
     def _evaluate_and_save(self, writer) -> dict[str, float]:
         """Evaluate and checkpoint, unless the last update made the weights non-finite (then

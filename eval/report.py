@@ -52,6 +52,10 @@ class Result:
     metrics: dict
     run_dir: Path
     scorer: torch.nn.Module = field(repr=False)
+    evaluated_on: str = "size_weighted test"
+    """The run's own evaluation set: its distribution and split."""
+    held_out: dict | None = None
+    """Metrics on the size-weighted test split, for a run evaluated on all queries."""
 
     @property
     def game(self) -> str:
@@ -84,13 +88,33 @@ def collect(folder: Path, queries: int = 5120) -> tuple[list[Result], list[tuple
 
 
 def evaluate_run(checkpoint: Path, queries: int) -> Result:
-    """One run's checkpoint through the harness, on its env's fixed test set."""
+    """One run's checkpoint through the harness, on the evaluation set its training used
+    (distribution and split; by default the size-weighted test split), and on the held-out
+    test split too when that was all queries."""
     scorer, state = load_scorer(checkpoint)
     env = canonical_env_id(state["env_id"])
-    eval_set = make_eval_set(env, queries, env_kwargs=state["env_kwargs"])
-    metrics = report(score_eval_set(scorer, eval_set), eval_set)
+    config = state.get("train_config") or {}
+    distribution = config.get("eval_distribution", "size_weighted")
+    split = config.get("eval_split", "test")
+
+    def metrics_on(distribution: str, split: str) -> dict:
+        eval_set = make_eval_set(env, queries, 0, distribution, state["env_kwargs"], split=split)
+        return report(score_eval_set(scorer, eval_set), eval_set)
+
+    metrics = metrics_on(distribution, split)
+    held_out = metrics_on("size_weighted", "test") if split != "test" else None
     dim = state["agent_config"].get("dim")
-    return Result(env, state["agent"], dim, state["env_kwargs"], metrics, checkpoint.parent, scorer)
+    return Result(
+        env,
+        state["agent"],
+        dim,
+        state["env_kwargs"],
+        metrics,
+        checkpoint.parent,
+        scorer,
+        f"{distribution} {split}",
+        held_out,
+    )
 
 
 def _study_model(result: Result) -> str:
@@ -115,9 +139,7 @@ def table(results: list[Result]) -> str:
             row = []
             for game in games:
                 result = cells.get((label, game))
-                study = reference.study_27(_study_model(result), game) if result else None
-                ours = fmt(result.metrics[name]) if result else "–"
-                row.append(ours + (f" ({fmt(study[index])})" if study else ""))
+                row.append(_cell(result, game, name, index) if result else "–")
             lines.append(f"| {label} | " + " | ".join(row) + " |")
         lines.append("")
     union81 = sorted(
@@ -138,6 +160,21 @@ def table(results: list[Result]) -> str:
             lines.append(f"| {r.label} | {kl} | {topk} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _cell(result: Result, game: str, name: str, index: int) -> str:
+    """Ours, then in brackets the study's published number (and on union its notebooks'),
+    then, for a run evaluated on all queries, ours on the held-out ones."""
+    text = fmt(result.metrics[name])
+    study = reference.study_27(_study_model(result), game)
+    notebook = reference.UNION_27_NOTEBOOK.get(result.dim) if game == "Union" else None
+    if study and notebook and result.agent == "contrastive":
+        text += f" ({fmt(study[index])}; notebook {fmt(notebook[index])})"
+    elif study:
+        text += f" ({fmt(study[index])})"
+    if result.held_out is not None:
+        text += f" [held-out {fmt(result.held_out[name])}]"
+    return text
 
 
 def free_embedding_bounds(results: list[Result], queries: int) -> dict[str, dict[int, float]]:
@@ -194,9 +231,12 @@ def write_report(folder: Path, queries: int = 5120) -> Path:
         [
             f"# Results in {folder}",
             "",
-            f"{len(results)} runs, each evaluated on {queries} size-weighted test-split "
-            f"queries. In brackets: {reference.SOURCE}, as published (its non-contrastive row "
-            "beside our joint and classifier rows).",
+            f"{len(results)} runs, each evaluated on {queries} queries drawn as its training "
+            f"evaluated ({evaluated_on(results)}). In brackets: {reference.SOURCE}, as "
+            "published (its non-contrastive row beside our joint and classifier rows); on "
+            f"union also {reference.NOTEBOOK_SOURCE}. In square brackets, for a run evaluated "
+            "on all queries (training ones included, as the study did for classic and "
+            "wildcard), ours on the held-out test split.",
             "",
             table(results),
             bound_table(bounds),
@@ -210,6 +250,14 @@ def write_report(folder: Path, queries: int = 5120) -> Path:
     path = folder / "report.md"
     write_atomic(path, lambda file: file.write(text.encode()))
     return path
+
+
+def evaluated_on(results: list[Result]) -> str:
+    """The evaluation sets of the runs, e.g. "size_weighted test; SetShatter27-v0: uniform
+    test": the most common one, then each env whose runs differ."""
+    common = max({r.evaluated_on for r in results}, key=[r.evaluated_on for r in results].count)
+    others = sorted({(r.env, r.evaluated_on) for r in results if r.evaluated_on != common})
+    return "; ".join([common, *(f"{env}: {sets}" for env, sets in others)])
 
 
 def skipped_section(skipped: list[tuple[Path, str]]) -> list[str]:

@@ -115,6 +115,62 @@ QUICK_RECIPES = {
         },
     ),
 }
+
+
+def study_schedule(
+    warmup: int, decay: float = 0.9, every: int = 2000, until: int = 80000, d_model: int = 512
+) -> dict:
+    """The study's learning rate, d_model^-0.5 min(s^-0.5, s W^-1.5) with W = ``warmup``,
+    times ``decay`` every ``every`` steps from W until step ``until``: noam at the peak
+    (d_model W)^-0.5 (2.33e-4 for W = 36,000)."""
+    return {
+        "schedule": "noam",
+        "warmup": warmup,
+        "lr": float(f"{(d_model * warmup) ** -0.5:.6g}"),
+        "lr_decay": decay,
+        "lr_decay_every": every,
+        "lr_decay_until": until,
+    }
+
+
+# The paper preset: the study's code (Chucooleg/Contrastive-Learning-Benchmarking,
+# SecondPass-CardGame-experiments, branches final_*), README "Reproducing the study exactly".
+# Adam without weight decay or clipping in fp32, batch 1024; its encoder options are the
+# agents' paper presets, plus, for the pair games, a causal encoder read at an EOS position.
+_STUDY = {"batch_size": 1024, "weight_decay": 0.0, "grad_clip": 0.0, "precision": "fp32"}
+_STUDY_PAIRS = {**_STUDY, **study_schedule(36000), "agent_config": "causal=true,readout=last"}
+# Its schedules imply at least 80,000 steps on 27 cards (the step decay runs to 80,000)
+# and 108,000 on 81 (the warm-up).
+PAPER_STEPS, PAPER_STEPS_81 = 80000, 120000
+PAPER_RECIPES = {
+    # No held-out split in the study: its test queries were training queries too.
+    "Classic": Recipe({**_STUDY_PAIRS, "eval_split": "all", "steps": PAPER_STEPS}),
+    "Wildcard": Recipe({**_STUDY_PAIRS, "eval_split": "all", "steps": PAPER_STEPS}),
+    "Union": Recipe(
+        {**_STUDY_PAIRS, "steps": PAPER_STEPS},
+        {"contrastive d=27": study_schedule(72000), "contrastive d=4": {"lr_decay": 1.0}},
+    ),
+    "SymDiff": Recipe({**_STUDY_PAIRS, "steps": PAPER_STEPS}),
+    # Bidirectional, read at the first position; subsets uniform over the non-empty ones.
+    "Shatter": Recipe(
+        {
+            **_STUDY,
+            **study_schedule(36000),
+            "train_distribution": "uniform",
+            "eval_distribution": "uniform",
+            "steps": PAPER_STEPS,
+        }
+    ),
+    "Union81": Recipe(
+        {
+            **_STUDY_PAIRS,
+            **study_schedule(108000, decay=0.95, every=3000, until=900000),
+            "seed": 21,
+            "steps": PAPER_STEPS_81,
+        }
+    ),
+}
+
 PRESETS = {
     "quick": {
         "dims": (4, 8, 16, 27),
@@ -143,7 +199,7 @@ PRESETS = {
     "paper": {
         "dims": (4, 8, 16, 20, 24, 27, 512),
         "agent_preset": "paper",
-        "recipes": {game: Recipe({"steps": 20000}) for game in GAMES},
+        "recipes": PAPER_RECIPES,
         "objectives": {"contrastive": "infonce", "joint": "ce", "classifier": "ce"},
         "union81": (16, 24, 32, 64, 81, 128, 512),
     },
@@ -212,14 +268,16 @@ def grid(preset: str, games, dims, agents, steps: int | None) -> list[Run]:
                 run_steps = steps or options.pop("steps")
                 options.pop("steps", None)
                 objective = options.pop("objective", settings["objectives"][agent])
+                seed = options.pop("seed", 0)
                 arguments = tuple((name, str(value)) for name, value in options.items())
                 preset = settings["agent_preset"]
-                runs.append(Run(env, agent, dim, run_steps, preset, objective, arguments))
+                runs.append(Run(env, agent, dim, run_steps, preset, objective, arguments, seed))
 
     for game in games:
         add(f"Set{game}27-v0", dims, settings["recipes"][game])
     if settings["union81"] and "Union" in games:
-        add("SetUnion81-v0", settings["union81"], settings["recipes"]["Union"])
+        recipes = settings["recipes"]
+        add("SetUnion81-v0", settings["union81"], recipes.get("Union81", recipes["Union"]))
     return runs
 
 

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint clean gpu-wheels
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.envs
+
+# A GPU machine with torch but no package registry lacks gymnasium (and stable-baselines3,
+# for RL): their wheels, for Python 3.12, at the versions installed here, go into .whl/.
+# There: python3 -m pip install --no-index --no-deps --target /tmp/site .whl/*.whl
+GPU_WHEELS := gymnasium farama-notifications cloudpickle stable-baselines3
+gpu-wheels: $(STAMP)
+	rm -rf .whl
+	for name in $(GPU_WHEELS); do \
+		version=$$($(PY) -c "import importlib.metadata as m; print(m.version('$$name'))") && \
+		$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+			--implementation py -d .whl "$$name==$$version" || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -9,7 +9,9 @@ Writes ``DIR/report.md`` and PNG figures into DIR:
   and classifier as horizontal lines;
 * ``kl_vs_subsets.png`` / ``topk_vs_subsets.png`` (two or more games): the metric against
   log2 of the number of distinct answer subsets of each game, one line per model;
-* ``entropy_vs_dim.png``: mean prediction entropy against dim on SetUnion27, with the ideal;
+* ``entropy_vs_dim.png``: mean prediction entropy against dim on SetUnion27, with the ideal,
+  on all queries (beside the study's published entropies) and on 10 < |answer| < 20 (beside
+  its notebooks');
 * ``example.png``: one SetUnion27 query drawn as cards, each model's predicted distribution
   over the keys, and the truth.
 

@@ -11,6 +11,7 @@ import torch
 
 from eval import reference
 from eval.figures import pyplot, save
+from eval.harness import score_eval_set
 from eval.sets import make_eval_set
 from set_env import GAME_IDS
 
@@ -146,7 +147,9 @@ def figure_vs_subsets(results, metric: str, path: Path) -> str | None:
 
 
 def figure_entropy(results, queries: int, path: Path) -> str | None:
-    """Mean prediction entropy against dim on SetUnion27-v0, with the study's and the ideal."""
+    """Mean prediction entropy against dim on SetUnion27-v0, with the ideal: on all queries
+    beside the study's published entropies, and on those with 10 < |answer| < 20 beside its
+    notebooks' (the subset they were measured on)."""
     union = sorted(
         (r for r in results if r.env == "SetUnion27-v0" and r.agent == "contrastive"),
         key=lambda r: r.dim,
@@ -155,20 +158,30 @@ def figure_entropy(results, queries: int, path: Path) -> str | None:
         return f"{path.name}: not drawn, it needs contrastive runs on SetUnion27-v0"
     plt = pyplot()
     eval_set = make_eval_set("SetUnion27-v0", queries)
-    ideal = float(np.log2(eval_set.positives.sum(axis=1)).mean())
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(
-        [r.dim for r in union], [r.metrics["entropy_bits"] for r in union], "o-", label="ours"
+    sizes = eval_set.positives.sum(axis=1)
+    between = (sizes > 10) & (sizes < 20)
+    panels = (
+        ("all test queries", np.ones_like(between), reference.UNION_27_ENTROPY, "the study"),
+        (
+            "10 < |answer| < 20",
+            between,
+            reference.UNION_27_NOTEBOOK_ENTROPY,
+            "the study's notebooks",
+        ),
     )
-    study = reference.UNION_27_ENTROPY
-    axes.plot(list(study), list(study.values()), "s--", label="the study")
-    ideal_label = f"ideal (uniform over positives): {ideal:.3f}"
-    axes.axhline(ideal, color="grey", linestyle=":", label=ideal_label)
-    axes.set_xscale("log", base=2)
-    axes.set_xlabel("contrastive dim")
-    axes.set_ylabel("mean prediction entropy (bits)")
-    axes.set_title("SetUnion27-v0")
-    axes.legend(fontsize=8)
+    figure, axes_row = plt.subplots(1, 2, figsize=(11, 4))
+    for axes, (title, chosen, study, study_label) in zip(axes_row, panels, strict=True):
+        ours = [float(_per_query(r, queries)["entropy_bits"][chosen].mean()) for r in union]
+        axes.plot([r.dim for r in union], ours, "o-", label="ours")
+        axes.plot(list(study), list(study.values()), "s--", label=study_label)
+        ideal = float(np.log2(sizes[chosen]).mean())
+        ideal_label = f"ideal (uniform over positives): {ideal:.3f}"
+        axes.axhline(ideal, color="grey", linestyle=":", label=ideal_label)
+        axes.set_xscale("log", base=2)
+        axes.set_xlabel("contrastive dim")
+        axes.set_ylabel("mean prediction entropy (bits)")
+        axes.set_title(f"SetUnion27-v0, {title}")
+        axes.legend(fontsize=8)
     save(figure, path)
     return None
 
@@ -204,6 +217,13 @@ def figure_example(results, queries: int, path: Path) -> str | None:
         axes.set_ylim(0, max(0.2, float(max(probabilities)) * 1.1))
     save(figure, path, dpi=110)
     return None
+
+
+def _per_query(result, queries: int) -> dict[str, np.ndarray]:
+    """The run's per-query metrics on its env's evaluation set, in its own token mode (the
+    same queries in every mode)."""
+    eval_set = make_eval_set(result.env, queries, env_kwargs=result.env_kwargs)
+    return score_eval_set(result.scorer, eval_set)
 
 
 @torch.no_grad()

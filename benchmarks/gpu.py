@@ -28,7 +28,6 @@ import torch
 from tqdm import tqdm
 
 from train.config import TrainConfig
-from train.data import QueryStream
 from train.sweep import AGENTS, GAMES, grid
 from train.trainer import Trainer
 
@@ -89,9 +88,7 @@ def measure(config: TrainConfig, steps: int, warmup: int) -> dict:
     """Examples/s, the data-wait share and the peak memory of ``steps`` training steps."""
     trainer = Trainer(config)
     device = trainer.device
-    stream = QueryStream(
-        trainer.curriculum, config.batch_size, config.seed, config.tokens, 0, 0, device
-    )
+    stream = trainer.stream()
     try:
         for _ in range(warmup):  # compilation, cuDNN and allocator warm-up
             trainer._train_step(next(stream))
@@ -161,8 +158,8 @@ def project_sweep(rows: list[dict]) -> dict:
     for row in rows:
         key = (row["env"], row["agent"], row["dim"])
         best[key] = max(best.get(key, 0.0), row["examples_per_s"])
-    seconds = 0.0
-    for run in grid("paper", GAMES, (), AGENTS, None):
+    seconds, runs = 0.0, grid("paper", GAMES, (), AGENTS, None)
+    for run in runs:
         env = "SetShatter27-v0" if run.env == "SetShatter27-v0" else "SetUnion27-v0"
         dim = None if run.dim is None else (27 if run.dim <= 81 else 512)
         rate = best.get((env, run.agent, dim))
@@ -172,7 +169,7 @@ def project_sweep(rows: list[dict]) -> dict:
             rate /= 3
         batch = int(dict(run.options).get("batch_size", 1024))
         seconds += run.steps * batch / rate
-    return {"hours": seconds / 3600, "runs": len(grid("paper", GAMES, (), AGENTS, None))}
+    return {"hours": seconds / 3600, "runs": len(runs)}
 
 
 def markdown(rows: list[dict]) -> str:

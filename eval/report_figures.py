@@ -169,9 +169,10 @@ def figure_entropy(results, queries: int, path: Path) -> str | None:
             "the study's notebooks",
         ),
     )
+    entropies = [_per_query(r, queries)["entropy_bits"] for r in union]  # (queries,) each
     figure, axes_row = plt.subplots(1, 2, figsize=(11, 4))
     for axes, (title, chosen, study, study_label) in zip(axes_row, panels, strict=True):
-        ours = [float(_per_query(r, queries)["entropy_bits"][chosen].mean()) for r in union]
+        ours = [float(entropy[chosen].mean()) for entropy in entropies]
         axes.plot([r.dim for r in union], ours, "o-", label="ours")
         axes.plot(list(study), list(study.values()), "s--", label=study_label)
         ideal = float(np.log2(sizes[chosen]).mean())

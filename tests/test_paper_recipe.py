@@ -25,6 +25,7 @@ from train.trainer import lr_factor
 
 TINY = dict(d_model=16, n_layers=2, n_heads=2, d_ff=32)
 STUDY = dict(causal=True, readout="last", norm="post", activation="relu", layer_norm="study")
+CLASSIC_AND_WILDCARD = ("SetClassic27-v0", "SetWildcard27-v0")
 
 
 def study_lr(step: int, d_model: int, warmup: int, decay: float, every: int, until: int):
@@ -145,9 +146,6 @@ def test_the_paper_sweep_commands_carry_the_studys_settings(tmp_path, capsys):
     assert union["27"]["--warmup"] == "72000" and union["4"]["--lr-decay"] == "1.0"
     union81 = [o for o in options if o["--env"] == "SetUnion81-v0"]
     assert {o["--seed"] for o in union81} == {"21"} and union81[0]["--lr-decay"] == "0.95"
-
-
-CLASSIC_AND_WILDCARD = ("SetClassic27-v0", "SetWildcard27-v0")
 
 
 def test_a_run_evaluated_on_all_queries_reports_its_held_out_numbers(tmp_path, small_agents):

@@ -376,16 +376,7 @@ class Trainer:
             metrics = (self.resumed or {}).get("metrics") or {}
             return {"run_dir": str(self.run_dir), "step": self.step, "losses": [], **metrics}
         writer = self._open_writer() if main else None
-        stream = QueryStream(
-            self.curriculum,
-            config.batch_size,
-            config.seed,
-            config.tokens,
-            self.distributed.rank,
-            self.step,
-            self.device,
-            size_weighted=config.train_distribution == "size_weighted",
-        )
+        stream = self.stream()
         progress = tqdm(
             total=config.steps,
             initial=self.step,
@@ -425,6 +416,20 @@ class Trainer:
                 self._finish_writer(writer, metrics)
             self.distributed.close()
         return {"run_dir": str(self.run_dir), "step": self.step, "losses": losses, **metrics}
+
+    def stream(self) -> QueryStream:
+        """This process's training batches from the current step on (close it when done)."""
+        config = self.config
+        return QueryStream(
+            self.curriculum,
+            config.batch_size,
+            config.seed,
+            config.tokens,
+            self.distributed.rank,
+            self.step,
+            self.device,
+            size_weighted=config.train_distribution == "size_weighted",
+        )
 
     def _train_step(self, batch) -> torch.Tensor:
         """One update; returns (loss, gradient norm) as a (2,) tensor on the device, unread:

@@ -39,7 +39,7 @@ from agents.checkpoint import METADATA, read_metadata, write_json_atomic
 from eval import reference
 from eval.figures import pyplot, save
 from eval.metrics import kl_to_uniform_positives
-from eval.sets import cache_dir, check_queries, draw_eval_set
+from eval.sets import DISTRIBUTIONS, SPLITS, cache_dir, check_queries, draw_eval_set
 from set_env import GENERATOR_VERSION, rules
 from set_env.checks import check_seed, excerpt
 from set_env.deck import Deck, is_int
@@ -489,24 +489,36 @@ def plot_pmi(tables: dict, path: Path) -> None:
 
 
 def answers_to_fit(
-    env_id: str, queries: int = 5120, seed: int = 0, env_kwargs: dict | None = None
+    env_id: str,
+    queries: int = 5120,
+    seed: int = 0,
+    env_kwargs: dict | None = None,
+    distribution: str = "size_weighted",
+    split: str = "test",
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """The answers a free embedding must represent, weighted like the study's evaluation
-    (size-weighted queries): (m, n_keys) bool distinct answers, (m,) weights, the number of
-    queries behind them.
+    """The answers a free embedding must represent, weighted like an evaluation set (by
+    default the study's: size-weighted test queries): (m, n_keys) bool distinct answers,
+    (m,) weights, the number of queries behind them.
 
-    Finite games use every distinct query, weighted by its answer size; the others the
-    evaluation set's test queries (``draw_eval_set``: ``queries`` of them, seeded), already
-    size-weighted. Queries with equal answers share one row: they want the same vector.
+    Finite games use every distinct query of the split, weighted by its answer size when
+    size-weighted; the others the evaluation set (``draw_eval_set``: ``queries`` of them,
+    seeded), already drawn so. Queries with equal answers share one row: they want the same
+    vector.
     """
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     game = env_game(env_id, env_kwargs)
     if game.finite:
-        positives = game.enumerate(split=None).positives
-        sizes = positives.sum(axis=1)
+        positives = game.enumerate(split="test" if split == "test" else None).positives
+        sizes = (
+            positives.sum(axis=1) if distribution == "size_weighted" else np.ones(len(positives))
+        )
     else:
         check_queries(queries)
-        positives = draw_eval_set(env_id, queries, seed, env_kwargs=env_kwargs).positives
-        sizes = np.ones(len(positives))
+        eval_set = draw_eval_set(env_id, queries, seed, distribution, env_kwargs, split)
+        positives, sizes = eval_set.positives, np.ones(len(eval_set))
     answers, inverse = np.unique(positives, axis=0, return_inverse=True)
     return answers, np.bincount(inverse.ravel(), weights=sizes), len(positives)
 
@@ -549,20 +561,26 @@ def free_embedding(
     steps: int = 2000,
     seed: int = 0,
     env_kwargs: dict | None = None,
+    distribution: str = "size_weighted",
+    split: str = "test",
 ) -> dict:
     """The representational limit with no encoder: the best KL per dimension, and the
     smallest dimension reaching KL < 0.01 (None if none does).
 
     The optimiser's best is an upper bound on what dimension d can represent: it can stop in
     a local minimum (classic's 27 singletons fit d = 1, keys on a parabola, yet Adam stops
-    near 0.36). ``queries`` and ``seed`` choose the sample of an infinite game's queries.
+    near 0.36 on all of them). ``queries`` and ``seed`` choose the sample of an infinite
+    game's queries; ``distribution`` and ``split`` the evaluation set they come from
+    (``answers_to_fit``).
 
     Returns {"env", "queries", "subsets", "dims": {d: best KL}, "critical_dim"}.
     """
     dims = check_dims(dims)
     if not is_int(steps) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    answers, weights, n_queries = answers_to_fit(env_id, queries, seed, env_kwargs)
+    answers, weights, n_queries = answers_to_fit(
+        env_id, queries, seed, env_kwargs, distribution, split
+    )
     best = {}
     with tqdm(total=steps * len(dims), desc="free embedding", file=sys.stderr) as bar:
         for dim in dims:
@@ -579,20 +597,25 @@ def free_embedding(
 
 
 def free_embedding_bound(
-    env_id: str, dims, queries: int = 5120, steps: int = 2000, seed: int = 0
+    env_id: str,
+    dims,
+    queries: int = 5120,
+    steps: int = 2000,
+    seed: int = 0,
+    distribution: str = "size_weighted",
+    split: str = "test",
 ) -> dict[int, float]:
-    """``free_embedding``'s best KL per dim, each cached on disk beside the evaluation sets
-    (keyed by env, dim, queries, steps, seed and the generator's version): the curve the
-    report draws under the trained models, computed once per machine."""
+    """``free_embedding``'s best KL per dim on an evaluation set's queries, each cached on
+    disk beside the evaluation sets (keyed by env, dim, queries, steps, seed, distribution,
+    split and the generator's version): the curve the report draws under the trained models,
+    computed once per machine."""
     env_id = canonical_env_id(env_id)
-    keys = {
-        d: json.dumps([env_id, d, queries, steps, seed, GENERATOR_VERSION])
-        for d in check_dims(dims)
-    }
+    setting = [queries, steps, seed, GENERATOR_VERSION, distribution, split]
+    keys = {d: json.dumps([env_id, d, *setting]) for d in check_dims(dims)}
     best = {d: _cached_bound(key) for d, key in keys.items()}
     missing = [d for d, kl in best.items() if kl is None]
     if missing:
-        answers, weights, _ = answers_to_fit(env_id, queries, seed)
+        answers, weights, _ = answers_to_fit(env_id, queries, seed, None, distribution, split)
         desc = f"free-embedding bound {env_id}"
         with tqdm(total=steps * len(missing), desc=desc, file=sys.stderr) as bar:
             for dim in missing:
@@ -719,7 +742,9 @@ def run_pmi(args) -> dict:
 def run_free_embedding(args) -> dict:
     dims = parse_ints(args.dims, "dims")
     sweep = sweep_kls(args.sweep, args.env) if args.sweep else None
-    result = free_embedding(args.env, dims, args.queries, args.steps, args.seed)
+    result = free_embedding(
+        args.env, dims, args.queries, args.steps, args.seed, None, args.distribution, args.split
+    )
     if sweep:
         result["sweep"] = sweep
     if args.plot:
@@ -766,6 +791,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--steps", type=int, default=2000, help="full-batch Adam steps per dim")
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--sweep", type=Path, help="a sweep folder: overlay its contrastive KLs")
+    sub.add_argument(
+        "--distribution", choices=DISTRIBUTIONS, default="size_weighted", help="query weights"
+    )
+    sub.add_argument("--split", choices=SPLITS, default="test", help="test or all queries")
     return parser
 
 

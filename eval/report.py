@@ -54,10 +54,17 @@ class Result:
     metrics: dict
     run_dir: Path
     scorer: torch.nn.Module = field(repr=False)
-    evaluated_on: str = "size_weighted test"
-    """The run's own evaluation set: its distribution and split."""
+    eval_distribution: str = "size_weighted"
+    """The distribution of the run's own evaluation set."""
+    eval_split: str = "test"
+    """The split of the run's own evaluation set."""
     held_out: dict | None = None
     """Metrics on the size-weighted test split, for a run evaluated on all queries."""
+
+    @property
+    def evaluated_on(self) -> str:
+        """The run's evaluation set, e.g. "size_weighted test"."""
+        return f"{self.eval_distribution} {self.eval_split}"
 
     @property
     def game(self) -> str:
@@ -114,7 +121,8 @@ def evaluate_run(checkpoint: Path, queries: int) -> Result:
         metrics,
         checkpoint.parent,
         scorer,
-        f"{distribution} {split}",
+        distribution,
+        split,
         held_out,
     )
 
@@ -181,12 +189,19 @@ def _cell(result: Result, game: str, name: str, index: int) -> str:
 
 def free_embedding_bounds(results: list[Result], queries: int) -> dict[str, dict[int, float]]:
     """{env: {dim: the free-embedding bound}} for the dims of each env's contrastive runs,
-    on the same evaluation set (cached, so computed once per machine)."""
-    dims: dict[str, set[int]] = {}
+    on the queries those runs are evaluated on (their distribution and split; cached, so
+    computed once per machine)."""
+    dims: dict[tuple[str, str, str], set[int]] = {}
     for r in results:
         if r.agent == "contrastive":
-            dims.setdefault(r.env, set()).add(r.dim)
-    return {env: free_embedding_bound(env, sorted(d), queries) for env, d in dims.items()}
+            dims.setdefault((r.env, r.eval_distribution, r.eval_split), set()).add(r.dim)
+    bounds: dict[str, dict[int, float]] = {}
+    for (env, distribution, split), d in dims.items():
+        bound = free_embedding_bound(
+            env, sorted(d), queries, distribution=distribution, split=split
+        )
+        bounds.setdefault(env, {}).update(bound)
+    return bounds
 
 
 def bound_table(bounds: dict[str, dict[int, float]]) -> str:

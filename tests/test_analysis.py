@@ -8,6 +8,7 @@ import pytest
 from agents.checkpoint import FORMAT_VERSION, METADATA, write_json_atomic
 from eval import analysis
 from eval.analysis import main as analysis_cli
+from eval.sets import make_eval_set
 
 PNG = b"\x89PNG\r\n\x1a\n"
 NINE_CARDS = {"n_attributes": 2, "n_values": 3}  # the 3 x 3 grid of cards
@@ -263,7 +264,7 @@ def test_free_embedding_has_a_critical_dimension():
     # lines q * k_i + b_i in q: all three equal only where they cross at one point, and then
     # the middle line is never alone on top; d = 2 fits all of them.
     result = analysis.free_embedding(
-        "SetWildcard27-v0", dims=[1, 2], steps=600, env_kwargs=THREE_CARDS
+        "SetWildcard27-v0", dims=[1, 2], steps=600, env_kwargs=THREE_CARDS, split="all"
     )
     assert result["subsets"] == 4 and result["queries"] == 9
     assert result["dims"][1] > 0.05
@@ -272,9 +273,25 @@ def test_free_embedding_has_a_critical_dimension():
 
 
 def test_free_embedding_fits_classic_at_full_dimension():
-    result = analysis.free_embedding("SetClassic27-v0", dims=[27], steps=300)
+    result = analysis.free_embedding("SetClassic27-v0", dims=[27], steps=300, split="all")
     assert result["queries"] == 378 and result["subsets"] == 27
     assert result["dims"][27] < 0.01 and result["critical_dim"] == 27
+
+
+def test_free_embedding_fits_the_evaluation_sets_queries():
+    # Finite games: every query of the split, weighted by answer size unless uniform.
+    answers, weights, n = analysis.answers_to_fit("SetWildcard27-v0")
+    test = make_eval_set("SetWildcard27-v0", 64).positives
+    all_answers, all_weights, all_n = analysis.answers_to_fit("SetWildcard27-v0", split="all")
+    assert all_n == 1377 and len(all_answers) == 64 and n < all_n
+    _, uniform, _ = analysis.answers_to_fit("SetWildcard27-v0", distribution="uniform")
+    assert uniform.sum() == n and weights.sum() > n
+    assert {tuple(a) for a in test} <= {tuple(a) for a in answers}
+    # Infinite games: the evaluation set itself, drawn from that distribution.
+    shatter = make_eval_set("SetShatter27-v0", 64, distribution="uniform").positives
+    answers, weights, n = analysis.answers_to_fit("SetShatter27-v0", 64, distribution="uniform")
+    assert n == 64 and weights.sum() == 64
+    assert {tuple(a) for a in answers} == {tuple(a) for a in shatter}
 
 
 def test_free_embedding_cli_samples_test_queries_and_overlays_a_sweep(capsys, tmp_path):

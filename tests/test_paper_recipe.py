@@ -12,6 +12,7 @@ import torch
 import agents
 from agents.base import parse_overrides
 from agents.transformer import StudyLayerNorm
+from eval import report as report_module
 from eval import sets
 from eval.report import main as report_cli
 from set_env import Deck, make_game
@@ -196,3 +197,33 @@ def test_the_gpu_benchmark_runs_on_cpu(tmp_path, small_agents, capsys):
     assert all(row["examples_per_s"] > 0 and 0 <= row["data_wait"] < 1 for row in result["rows"])
     assert result["paper_sweep"]["hours"] > 0
     assert "| SetShatter27-v0 | joint | fp32 | no |" in capsys.readouterr().out
+
+
+def test_the_reports_bound_is_fitted_on_each_runs_evaluation_set(tmp_path, monkeypatch):
+    fitted = []
+
+    def record(env, dims, queries, steps=2000, seed=0, distribution="size_weighted", split="test"):
+        fitted.append((env, tuple(dims), distribution, split))
+        return dict.fromkeys(dims, 0.5)
+
+    monkeypatch.setattr(report_module, "free_embedding_bound", record)
+    for env, distribution, split in (
+        ("SetClassic27-v0", "size_weighted", "all"),
+        ("SetShatter27-v0", "uniform", "test"),
+    ):
+        train(
+            env=env,
+            agent="contrastive",
+            dim=4,
+            steps=2,
+            batch_size=8,
+            eval_queries=32,
+            eval_distribution=distribution,
+            eval_split=split,
+            logdir=str(tmp_path),
+        )
+    report_cli([str(tmp_path), "--queries", "64"])
+    assert sorted(fitted) == [
+        ("SetClassic27-v0", (4,), "size_weighted", "all"),
+        ("SetShatter27-v0", (4,), "uniform", "test"),
+    ]

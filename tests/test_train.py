@@ -19,7 +19,8 @@ from set_env.vocab import PAD
 from train.__main__ import main as cli
 from train.config import TrainConfig
 from train.data import Curriculum, QueryStream
-from train.trainer import NonFiniteLoss, Trainer, train
+from train.objectives import make_objective
+from train.trainer import Distributed, NonFiniteLoss, Trainer, train
 
 
 def tiny_config(tmp_path, **overrides) -> TrainConfig:
@@ -262,6 +263,50 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     runs = list(tmp_path.iterdir())
     assert len(runs) == 1  # rank 0 alone writes
     assert load(runs[0])["step"] == 3
+
+
+def _global_batch_gradients(rank: int, world: int, store: str, objective: str, out: str):
+    """One DDP step of a linear scorer on rank ``rank``'s share of a fixed global batch."""
+    os.environ.update(WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{store}", rank=rank, world_size=world
+    )
+    distributed = Distributed("cpu")
+    torch.manual_seed(0)
+    scorer = torch.nn.Linear(5, 7)
+    features, keys = torch.randn(8, 5), torch.arange(8) % 7
+    positives = torch.nn.functional.one_hot(keys, 7)
+    share = distributed.share(len(keys))
+    mine = slice(rank * share, (rank + 1) * share)
+    model = torch.nn.parallel.DistributedDataParallel(scorer) if world > 1 else scorer
+    logits = model(features[mine])
+    gathered = distributed.gather(logits, differentiable=True)
+    loss = make_objective(objective)(gathered, positives, keys)
+    loss.backward()
+    if rank == 0:
+        torch.save([p.grad for p in scorer.parameters()], out)
+    distributed.close()
+
+
+@pytest.mark.parametrize("objective", ["infonce", "soft-ce"])
+def test_ddp_gradient_is_the_global_batch_gradient(tmp_path, objective):
+    gradients = {}
+    for world in (1, 2):
+        out = tmp_path / f"gradients-{world}.pt"
+        store = tmp_path / f"store-{world}"
+        args = (world, str(store), objective, str(out))
+        torch.multiprocessing.spawn(_global_batch_gradients, args, nprocs=world)
+        gradients[world] = torch.load(out, weights_only=True)
+    for single, split in zip(gradients[1], gradients[2], strict=True):
+        torch.testing.assert_close(split, single)
+
+
+def test_batch_must_split_evenly_over_processes():
+    distributed = Distributed("cpu")
+    distributed.world = 2
+    assert distributed.share(8) == 4
+    with pytest.raises(ValueError, match="batch_size 7 must be a multiple"):
+        distributed.share(7)
 
 
 def test_small_joint_scorer_learns_held_out_classic_pairs(tmp_path, monkeypatch):

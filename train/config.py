@@ -42,7 +42,7 @@ class TrainConfig:
     steps: int = 2000
     """Optimiser steps in total (a resumed run continues up to this many)."""
     batch_size: int = 256
-    """Queries per step (per process under torchrun)."""
+    """Queries per step: the global batch, split evenly over the processes under torchrun."""
     precision: str = "fp32"
     """fp32 (exact: no TF32 matmuls), tf32 (fp32 with TF32 matmuls; CUDA only), bf16
     (autocast; CPU or CUDA) or fp16 (autocast + GradScaler; CUDA only)."""

@@ -99,6 +99,24 @@ def restore_rng_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+class _GatherWithGradient(torch.autograd.Function):
+    """all_gather along dim 0 whose backward hands each rank the sum, over ranks, of the
+    gradient of its own slice: every rank computes the same global loss, and DDP's average
+    of the parameter gradients then gives that loss's gradient."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, gradient: torch.Tensor) -> torch.Tensor:
+        gradient = gradient.contiguous()
+        dist.all_reduce(gradient)
+        return gradient.chunk(dist.get_world_size())[dist.get_rank()]
+
+
 class Distributed:
     """torchrun's process group, or a single process."""
 
@@ -114,15 +132,23 @@ class Distributed:
     def main(self) -> bool:
         return self.rank == 0
 
+    def share(self, batch_size: int) -> int:
+        """This process's part of the global batch (the study's 1024 is global)."""
+        if batch_size % self.world:
+            raise ValueError(
+                f"batch_size {batch_size} must be a multiple of the number of processes "
+                f"({self.world} under torchrun)"
+            )
+        return batch_size // self.world
+
     def gather(self, tensor: torch.Tensor, differentiable: bool) -> torch.Tensor:
         """Concatenate every rank's tensor along dim 0 (keeping gradients if asked)."""
         if self.world == 1:
             return tensor
         if differentiable:
-            parts = torch.distributed.nn.functional.all_gather(tensor)
-        else:
-            parts = [torch.empty_like(tensor) for _ in range(self.world)]
-            dist.all_gather(parts, tensor)
+            return _GatherWithGradient.apply(tensor)
+        parts = [torch.empty_like(tensor) for _ in range(self.world)]
+        dist.all_gather(parts, tensor)
         return torch.cat(parts)
 
     def close(self) -> None:
@@ -239,6 +265,7 @@ class Trainer:
         config = self.config
         self.distributed = Distributed(config.device)
         self.device = training_device(config, self.distributed)
+        self.rank_batch_size = self.distributed.share(config.batch_size)
         torch.manual_seed(config.seed)
         if self.device.type == "cuda":  # fp32 is exact; the others may round matmuls
             torch.backends.cuda.matmul.allow_tf32 = config.precision != "fp32"
@@ -401,7 +428,7 @@ class Trainer:
                 losses += [loss for loss, _ in values]
                 if main and log:
                     elapsed = time.perf_counter() - window_start
-                    rate = window_steps * config.batch_size * self.distributed.world / elapsed
+                    rate = window_steps * config.batch_size / elapsed
                     self._log_step(writer, *values[-1], rate)
                     progress.set_postfix(loss=f"{values[-1][0]:.4f}")
                     window_start, window_steps = time.perf_counter(), 0
@@ -422,7 +449,7 @@ class Trainer:
         config = self.config
         return QueryStream(
             self.curriculum,
-            config.batch_size,
+            self.rank_batch_size,
             config.seed,
             config.tokens,
             self.distributed.rank,

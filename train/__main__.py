@@ -10,22 +10,29 @@ import argparse
 import json
 import sys
 
-from train.config import TrainConfig, argument_parser
+from train.config import TrainConfig, argument_parser, parse_given
 from train.sweep import die_with_parent
 from train.trainer import NonFiniteLoss, Trainer
+
+EXAMPLES = [
+    "python -m train --env SetUnion27-v0 --agent contrastive --dim 27 --steps 2000",
+    "python -m train --env SetShatter27-v0 --agent joint --objective ce --device cuda "
+    "--precision bf16",
+    "python -m train --resume runs/RUN_DIR --steps 4000",
+    "python -m train --agent my_scorer --agent-module my_pkg.my_agents",
+    "torchrun --nproc_per_node=4 -m train --agent contrastive --batch-size 4096 --device cuda",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
     return argument_parser(
-        TrainConfig, "python -m train", "Train a SET scorer with a supervised objective."
+        TrainConfig, "train", "Train a SET scorer with a supervised objective.", EXAMPLES
     )
 
 
 def main(argv=None) -> None:
     die_with_parent()
-    parser = build_parser()
-    args = vars(parser.parse_args(argv))
-    given = {name: value for name, value in args.items() if value is not None}
+    given = parse_given(build_parser(), argv)
     try:
         config = TrainConfig(**given)
         trainer = Trainer(config, set(given))

@@ -16,6 +16,7 @@ from pathlib import Path
 from agents.base import parse_overrides
 from eval.sets import MAX_QUERIES, SPLITS
 from set_env.checks import check_seed, excerpt, is_int
+from set_env.cli import make_parser
 from set_env.vocab import TOKEN_MODES
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
@@ -76,12 +77,12 @@ class TrainConfig:
     schedule: str = "cosine"
     """noam (the transformer's inverse-square-root warm-up schedule) or cosine."""
     lr_decay: float = 1.0
-    """noam only: also multiply the learning rate by this every ``lr_decay_every`` steps after
-    the warm-up, up to step ``lr_decay_until`` (the study's 0.9, 2000, 80000); 1: none."""
+    """noam only: also multiply the learning rate by this every --lr-decay-every steps after
+    the warm-up, up to step --lr-decay-until (the study's 0.9, 2000, 80000); 1: none."""
     lr_decay_every: int = 2000
-    """Steps between two ``lr_decay`` multiplications."""
+    """Steps between two --lr-decay multiplications."""
     lr_decay_until: int | None = None
-    """The last step whose learning rate ``lr_decay`` lowers (None: no limit)."""
+    """The last step whose learning rate --lr-decay lowers (None: no limit)."""
     weight_decay: float = 0.0
     """AdamW's (decoupled) weight decay, on weight matrices and embeddings only (not on
     biases, LayerNorm gains, the key bias or a temperature)."""
@@ -223,18 +224,30 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def argument_parser(cls: type, prog: str, description: str) -> argparse.ArgumentParser:
-    """A CLI with one ``--flag`` per field of the dataclass ``cls``, its docstring as help.
-    Every default is None, so a caller can tell the flags given from those left out."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+def argument_parser(
+    cls: type, module: str, description: str, examples: list[str]
+) -> argparse.ArgumentParser:
+    """The CLI ``python -m module``: one ``--flag`` per field of the dataclass ``cls``, its
+    docstring as help and its default shown. ``parse_given`` tells the flags given from
+    those left out."""
+    parser = make_parser(module, description, examples)
     docs = field_docs(cls)
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         flag = "--" + field.name.replace("_", "-")
-        help_text = f"{docs.get(field.name, '')} (default: {field.default})"
+        help_text = docs.get(field.name, "")
         if hints[field.name] is bool:
-            parser.add_argument(flag, action="store_true", default=None, help=help_text)
+            parser.add_argument(flag, action="store_true", default=field.default, help=help_text)
             continue
         kind = next(t for t in typing.get_args(hints[field.name]) or (hints[field.name],))
-        parser.add_argument(flag, type=kind, default=None, help=help_text)
+        parser.add_argument(flag, type=kind, default=field.default, help=help_text)
     return parser
+
+
+def parse_given(parser: argparse.ArgumentParser, argv=None) -> dict:
+    """The flags given on the command line, by field name. Every field starts as None in the
+    namespace, so argparse fills in no default (the help still shows them), and a flag never
+    parses to None."""
+    unset = {action.dest: None for action in parser._actions if action.dest != "help"}
+    args = parser.parse_args(argv, argparse.Namespace(**unset))
+    return {name: value for name, value in vars(args).items() if value is not None}

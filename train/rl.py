@@ -49,12 +49,17 @@ from train.config import (
     check_choices,
     check_finite,
     create_run_dir,
+    parse_given,
     run_name,
 )
 
 ALGOS = {"ppo": PPO, "a2c": A2C}
 SB3_MODEL = "sb3_model.zip"
 MAX_ENVS = 4096  # SB3's vec env holds one Python env per query
+EXAMPLES = [
+    "python -m train.rl --env SetUnion27-v0 --algo ppo --agent joint --timesteps 100000",
+    "python -m train.rl --env SetClassic27-v0 --algo a2c --agent classifier --action-mode subset",
+]
 
 
 @dataclass
@@ -250,9 +255,9 @@ def train_rl(config: RLConfig | None = None, **overrides) -> dict:
 
 def main(argv=None) -> None:
     parser = argument_parser(
-        RLConfig, "python -m train.rl", "Train a SET scorer as an SB3 policy (PPO or A2C)."
+        RLConfig, "train.rl", "Train a SET scorer as an SB3 policy (PPO or A2C).", EXAMPLES
     )
-    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    given = parse_given(parser, argv)
     try:
         result = train_rl(RLConfig(**given))
     except ValueError as error:

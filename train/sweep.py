@@ -33,6 +33,7 @@ from tqdm import tqdm
 from agents.base import make_config, make_env, scorer_class
 from agents.checkpoint import METADATA, read_metadata
 from set_env.checks import excerpt
+from set_env.cli import make_parser
 from train.config import TrainConfig
 
 GAMES = ("Classic", "Wildcard", "Union", "SymDiff", "Shatter")
@@ -382,18 +383,42 @@ def check_dims(dims: tuple, preset: str) -> None:
             raise ValueError(f"--dims: {error}") from None
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.sweep", description=__doc__.split("\n")[0]
+EXAMPLES = [
+    "python -m train.sweep --preset quick --out runs/quick --jobs 2",
+    "python -m train.sweep --preset demo --out runs/demo --games Union,Shatter",
+    "python -m train.sweep --preset paper --out runs/paper --dry-run",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = make_parser("train.sweep", "Train the study's grid of games x scorers.", EXAMPLES)
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="quick",
+        help="quick: each game's fastest CPU recipe; demo: union and shatter on fewer steps "
+        "(make demo); paper: the study's settings",
     )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     parser.add_argument("--out", required=True, type=Path, help="folder of the run directories")
-    parser.add_argument("--games", help=f"comma-separated, of {','.join(GAMES)}")
-    parser.add_argument("--dims", help="comma-separated contrastive dims")
-    parser.add_argument("--agents", help=f"comma-separated, of {','.join(AGENTS)}")
+    parser.add_argument(
+        "--games", help=f"comma-separated, of {','.join(GAMES)} (default: all of them)"
+    )
+    parser.add_argument("--dims", help="comma-separated contrastive dims (default: the preset's)")
+    parser.add_argument(
+        "--agents", help=f"comma-separated, of {','.join(AGENTS)} (default: all of them)"
+    )
     parser.add_argument("--steps", type=int, help="steps per run (default: the preset's)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once")
-    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="runs trained at once, sharing the CPU cores"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the commands only, train nothing"
+    )
+    return parser
+
+
+def main(argv=None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         games = parse_list(args.games, allowed=GAMES, name="games") or GAMES

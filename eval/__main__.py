@@ -3,7 +3,7 @@ stdout (everything else on stderr).
 
     python -m eval --checkpoint RUN_DIR/checkpoint.pt [--env ID] [--queries 5120] [--seed 0]
         [--query-distribution size_weighted|uniform] [--eval-split test|all] [--tensorboard]
-        [--device cpu]
+        [--device cpu] [--agent-module MODULE] [--allow-other-env]
 """
 
 import argparse
@@ -16,19 +16,39 @@ from eval import tags
 from eval.harness import evaluate
 from eval.sets import DISTRIBUTIONS, SPLITS, check_queries
 from set_env.checks import check_seed
+from set_env.cli import make_parser
+
+EXAMPLES = [
+    "python -m eval --checkpoint runs/RUN_DIR",
+    "python -m eval --checkpoint runs/RUN_DIR/checkpoint.pt --queries 20000 --tensorboard",
+    "python -m eval --checkpoint runs/RUN_DIR --eval-split all --device cuda",
+    "python -m eval --checkpoint runs/RUN_DIR --env SetUnion27-v0 --allow-other-env",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m eval", description=__doc__.splitlines()[0])
+    parser = make_parser(
+        "eval",
+        "Evaluate a checkpoint on a fixed held-out set: one JSON object on stdout.",
+        EXAMPLES,
+    )
     parser.add_argument("--checkpoint", required=True, help="a checkpoint.pt or its run folder")
-    parser.add_argument("--env", help="evaluate on this env id (default: the trained one)")
+    parser.add_argument(
+        "--env", help="evaluate on this env id (default: the one the checkpoint was trained on)"
+    )
+    parser.add_argument(
+        "--allow-other-env",
+        action="store_true",
+        help="evaluate on an --env other than the trained one, which is refused otherwise: "
+        "its numbers would measure another game than the one the scorer learned",
+    )
     parser.add_argument("--queries", type=int, default=5120, help="size of the test set")
     parser.add_argument("--seed", type=int, default=0, help="seed of the test set")
     parser.add_argument(
         "--query-distribution",
         choices=DISTRIBUTIONS,
         default="size_weighted",
-        help="how the test set is drawn (the study's: size_weighted)",
+        help="how the test set is drawn (size_weighted: the study's)",
     )
     parser.add_argument(
         "--eval-split",
@@ -37,9 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="test: held-out queries; all: any query, training ones included (the study's "
         "for classic and wildcard)",
     )
-    parser.add_argument("--tensorboard", action="store_true", help="write eval/* into the run")
+    parser.add_argument(
+        "--tensorboard", action="store_true", help="also write eval/* into the run's TensorBoard"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--agent-module", help="a module that registers the checkpoint's agent")
+    parser.add_argument(
+        "--agent-module",
+        help="a module that registers the checkpoint's agent (default: the one the checkpoint "
+        "records)",
+    )
     return parser
 
 
@@ -49,15 +75,15 @@ def main(argv=None) -> None:
         check_queries(args.queries)
         check_seed(args.seed)
         scorer, state = load_scorer(args.checkpoint, args.device, args.agent_module)
-        env_id = args.env or state["env_id"]
         result = evaluate(
             scorer,
-            env_id,
+            args.env,
             args.queries,
             args.seed,
             args.query_distribution,
-            env_kwargs=state["env_kwargs"],
             split=args.eval_split,
+            checkpoint=state,
+            allow_other_env=args.allow_other_env,
         )
         check_finite_result(result)
         if args.tensorboard:
@@ -65,16 +91,7 @@ def main(argv=None) -> None:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    # An RL checkpoint names its algorithm; a supervised one keeps its training config.
-    objective = state.get("objective") or (state.get("train_config") or {}).get("objective")
-    output = {
-        "env": env_id,
-        "agent": state["agent"],
-        "dim": state["agent_config"].get("dim"),
-        "objective": objective,
-        **{k: v for k, v in result.items() if k != "env"},
-    }
-    print(json.dumps(output, allow_nan=False))
+    print(json.dumps(result, allow_nan=False))
 
 
 def check_finite_result(result: dict) -> None:

@@ -8,7 +8,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from agents.base import ScorerSpec
+from agents.base import ScorerSpec, canonical_env_id, scorer_config
 from eval.metrics import METRICS
 from eval.sets import EvalSet, make_eval_set
 
@@ -94,27 +94,83 @@ def report(per_query: dict[str, np.ndarray], eval_set: EvalSet) -> dict:
 
 def evaluate(
     scorer: torch.nn.Module,
-    env_id: str,
+    env_id: str | None = None,
     queries: int = 5120,
     seed: int = 0,
     distribution: str = "size_weighted",
     env_kwargs: dict | None = None,
     batch_size: int = 1024,
     split: str = "test",
+    checkpoint: dict | None = None,
+    allow_other_env: bool = False,
 ) -> dict:
     """Evaluate any scorer of the agents interface on the fixed test set of ``env_id`` (with
     ``split="all"``, on queries drawn from all of them, training queries included).
 
-    The set's tokens follow the scorer's token mode (``scorer.spec.env_kwargs``) unless
-    ``env_kwargs`` says otherwise. Returns ``report``'s dict, plus ``env``.
+    ``checkpoint``, the state ``agents.checkpoint.load_scorer`` returns beside the scorer,
+    tells what the scorer cannot: its agent, training env, token mode and objective. Without
+    it they come from the scorer (its ``spec``, ``name`` and config; no objective).
+    ``env_id`` defaults to the training env; another env is refused (ValueError) unless
+    ``allow_other_env``, and an env of another deck or vocabulary always is. The set's tokens
+    follow the scorer's token mode unless ``env_kwargs`` says otherwise.
+
+    Returns what ``python -m eval`` prints: ``env``, ``agent``, ``dim``, ``objective``, then
+    ``report``'s numbers.
     """
+    trained = describe(scorer, checkpoint)
+    env_id = env_id or trained["env"]
+    if env_id is None:
+        raise ValueError("env_id is needed: the scorer does not say which env it was trained on")
     if env_kwargs is None:
-        spec = getattr(scorer, "spec", None)
-        tokens = getattr(spec, "env_kwargs", {}).get("tokens") if spec is not None else None
-        env_kwargs = {"tokens": tokens} if tokens else {}
+        env_kwargs = trained["env_kwargs"]
     check_scorer_fits(scorer, env_id, env_kwargs)
+    if not allow_other_env:
+        check_same_env(trained["env"], env_id)
     eval_set = make_eval_set(env_id, queries, seed, distribution, env_kwargs, split=split)
-    return {"env": env_id, **report(score_eval_set(scorer, eval_set, batch_size), eval_set)}
+    numbers = report(score_eval_set(scorer, eval_set, batch_size), eval_set)
+    return {
+        "env": env_id,
+        "agent": trained["agent"],
+        "dim": trained["dim"],
+        "objective": trained["objective"],
+        **numbers,
+    }
+
+
+def describe(scorer: torch.nn.Module, checkpoint: dict | None) -> dict:
+    """The scorer's agent, dim, training env (None: unknown), env kwargs and objective, from
+    its checkpoint when there is one, else from the scorer itself."""
+    if checkpoint is not None:
+        # An RL checkpoint names its algorithm; a supervised one keeps its training config.
+        training = checkpoint.get("train_config") or {}
+        return {
+            "agent": checkpoint["agent"],
+            "dim": checkpoint["agent_config"].get("dim"),
+            "env": checkpoint["env_id"],
+            "env_kwargs": checkpoint["env_kwargs"],
+            "objective": checkpoint.get("objective") or training.get("objective"),
+        }
+    spec = getattr(scorer, "spec", None)
+    spec = spec if isinstance(spec, ScorerSpec) else None
+    tokens = spec.env_kwargs.get("tokens") if spec is not None else None
+    return {
+        "agent": getattr(scorer, "name", None) or None,
+        "dim": scorer_config(scorer).get("dim"),
+        "env": spec.env_id if spec is not None else None,
+        "env_kwargs": {"tokens": tokens} if tokens else {},
+        "objective": None,
+    }
+
+
+def check_same_env(trained_on: str | None, env_id: str) -> None:
+    """ValueError if the scorer was trained on another env than ``env_id``: its numbers there
+    measure another game than the one it learned."""
+    if trained_on is None or canonical_env_id(env_id) == canonical_env_id(trained_on):
+        return
+    raise ValueError(
+        f"the scorer was trained on {trained_on}, not {env_id}: to evaluate it on another "
+        "game's env, pass --allow-other-env (python: allow_other_env=True)"
+    )
 
 
 def check_scorer_fits(scorer: torch.nn.Module, env_id: str, env_kwargs: dict) -> None:

@@ -143,6 +143,8 @@ def test_an_unknown_agent_names_agent_module(classic_run, tmp_path, cli_error):
     "arguments, message",
     [
         (["--env", "SetUnion81-v0"], "SetUnion81-v0 has n_keys 81"),
+        (["--env", "SetWildcard27-v0"], "not SetWildcard27-v0: to evaluate it on another game's"),
+        (["--env", "SetWildcard27-v0"], "pass --allow-other-env"),
         (["--env", "CartPole-v1"], "'CartPole-v1' is not a SET environment"),
         (["--device", "mps"], "device must be cpu, cuda or cuda:N"),
         (["--queries", "0"], "queries must be from 1 to 1,048,576"),

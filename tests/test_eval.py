@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import agents
+from agents.checkpoint import load_scorer
 from eval import harness, sets
 from eval.__main__ import main as cli
 from eval.harness import baseline_per_query, evaluate, report
@@ -101,6 +102,20 @@ def test_evaluate_accepts_any_scorer_and_repeats_itself():
     eval_set = make_eval_set("SetUnion27-v0", 256)
     uniform = harness.summarize(baseline_per_query("uniform", eval_set))
     assert plain["kl"] == pytest.approx(uniform["kl"], rel=1e-5)
+    # What the scorer tells about itself; only a checkpoint knows its objective.
+    assert (first["agent"], first["dim"], first["objective"]) == ("contrastive", 16, None)
+    assert (plain["agent"], plain["dim"], plain["objective"]) == (None, None, None)
+    with pytest.raises(ValueError, match="env_id is needed"):
+        evaluate(LookupScorer(), queries=256)
+
+
+def test_evaluate_refuses_another_games_env_unless_allowed():
+    scorer = agents.make("contrastive", "SetClassic27-v0", d_model=32, n_layers=1, n_heads=2)
+    assert evaluate(scorer, queries=64)["env"] == "SetClassic27-v0"  # the trained env
+    with pytest.raises(ValueError, match="trained on SetClassic27-v0, not SetWildcard27-v0"):
+        evaluate(scorer, "SetWildcard27-v0", queries=64)
+    other = evaluate(scorer, "SetWildcard27-v0", queries=64, allow_other_env=True)
+    assert other["env"] == "SetWildcard27-v0" and other["queries"] == 64
 
 
 def test_cli_prints_one_json_object_and_writes_tensorboard(tmp_path, capsys):
@@ -135,6 +150,10 @@ def test_cli_prints_one_json_object_and_writes_tensorboard(tmp_path, capsys):
     assert (output["agent"], output["dim"], output["objective"]) == ("contrastive", 4, "infonce")
     cli(arguments)
     assert json.loads(capsys.readouterr().out) == output  # the same call, the same numbers
+    scorer, checkpoint = load_scorer(run["run_dir"])
+    assert evaluate(scorer, queries=64, checkpoint=checkpoint) == output  # the API's dict
+    cli(arguments + ["--env", "SetClassic27-v0", "--allow-other-env"])
+    assert json.loads(capsys.readouterr().out)["env"] == "SetClassic27-v0"
     events = [p for p in Path(run["run_dir"]).iterdir() if p.name.startswith("events")]
     assert len(events) >= 2  # the run's own, and the one --tensorboard added
 

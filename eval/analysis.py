@@ -42,6 +42,7 @@ from eval.metrics import kl_to_uniform_positives
 from eval.sets import DISTRIBUTIONS, SPLITS, cache_dir, check_queries, draw_eval_set
 from set_env import GENERATOR_VERSION, rules
 from set_env.checks import check_seed, excerpt
+from set_env.cli import HelpFormatter, make_parser
 from set_env.deck import Deck, is_int
 from set_env.games import Game, make_game
 
@@ -752,26 +753,67 @@ def run_free_embedding(args) -> dict:
     return result
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m eval.analysis", description=__doc__.splitlines()[0]
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+# Each subcommand's description, and the examples of its --help.
+COMMANDS = {
+    "subsets": (
+        "Count the distinct answer subsets of an env's queries (the study's x-axis).",
+        [
+            "python -m eval.analysis subsets --env SetUnion27-v0 --draws 1000000",
+            "python -m eval.analysis subsets --env SetClassic27-v0 --exact --plot subsets.png",
+        ],
+    ),
+    "rank": (
+        "The rank of a finite game's query x key matrix, or a table of it over decks.",
+        [
+            "python -m eval.analysis rank --game classic --attributes 3 --values 3",
+            "python -m eval.analysis rank --table --decks 2x3,3x3 --plot rank.png",
+        ],
+    ),
+    "pmi": (
+        "What NLL, pseudo-NLL and infoNCE learn on small joint distributions.",
+        ["python -m eval.analysis pmi", "python -m eval.analysis pmi --steps 1000 --plot pmi.png"],
+    ),
+    "free-embedding": (
+        "The best KL that free d-dimensional query and key vectors reach on an env.",
+        [
+            "python -m eval.analysis free-embedding --env SetUnion27-v0 --dims 4,8,16,27",
+            "python -m eval.analysis free-embedding --env SetShatter27-v0 --sweep runs/quick "
+            "--distribution uniform --plot bound.png",
+        ],
+    ),
+}
 
-    def command(name: str, run, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("--plot", type=Path, help="write the figure to this PNG")
+
+def build_parser() -> argparse.ArgumentParser:
+    examples = [examples[0] for _, examples in COMMANDS.values()]
+    parser = make_parser(
+        "eval.analysis", "Tools that explain the results, one subcommand each.", examples
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, help="the analysis to run (each has its own --help)"
+    )
+
+    def command(name: str, run) -> argparse.ArgumentParser:
+        description, examples = COMMANDS[name]
+        sub = commands.add_parser(
+            name,
+            help=description,
+            description=description,
+            epilog="examples:\n" + "\n".join(f"  {example}" for example in examples),
+            formatter_class=HelpFormatter,
+        )
+        sub.add_argument("--plot", type=Path, help="also draw the figure into this PNG file")
         sub.set_defaults(run=run)
         return sub
 
-    sub = command("subsets", run_subsets, "distinct answer subsets of an env's queries")
+    sub = command("subsets", run_subsets)
     sub.add_argument("--env", required=True, help="an env id, e.g. SetUnion27-v0")
     how = sub.add_mutually_exclusive_group(required=True)
     how.add_argument("--draws", type=int, help="count among this many draws (the study: 1e7)")
     how.add_argument("--exact", action="store_true", help="count over every query")
-    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--seed", type=int, default=0, help="seed of the draws")
 
-    sub = command("rank", run_rank, "rank of a finite game's query x key matrix")
+    sub = command("rank", run_rank)
     sub.add_argument("--game", help=f"one of {', '.join(RANK_GAMES)}")
     sub.add_argument("--attributes", type=int, help="attributes of the deck")
     sub.add_argument("--values", type=int, help="values per attribute")
@@ -779,17 +821,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--decks", default=DEFAULT_DECKS, help="ATTRIBUTESxVALUES, comma-separated")
     sub.add_argument("--games", default=",".join(RANK_GAMES), help="games of the table")
 
-    sub = command("pmi", run_pmi, "what NLL, pseudo-NLL and infoNCE learn on small joints")
+    sub = command("pmi", run_pmi)
     sub.add_argument("--steps", type=int, default=3000, help="Adam steps per table")
     sub.add_argument("--batch", type=int, default=500, help="infoNCE minibatch of pairs")
-    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument(
+        "--seed", type=int, default=0, help="seed of the tables' initialisation and minibatches"
+    )
 
-    sub = command("free-embedding", run_free_embedding, "best KL of free d-dim vectors")
+    sub = command("free-embedding", run_free_embedding)
     sub.add_argument("--env", required=True, help="an env id, e.g. SetUnion27-v0")
     sub.add_argument("--dims", default="1,2,4,8,16,27", help="comma-separated dimensions")
     sub.add_argument("--queries", type=int, default=5120, help="test queries (infinite games)")
     sub.add_argument("--steps", type=int, default=2000, help="full-batch Adam steps per dim")
-    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument(
+        "--seed", type=int, default=0, help="seed of the test queries and the initialisation"
+    )
     sub.add_argument("--sweep", type=Path, help="a sweep folder: overlay its contrastive KLs")
     sub.add_argument(
         "--distribution", choices=DISTRIBUTIONS, default="size_weighted", help="query weights"

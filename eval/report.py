@@ -21,7 +21,6 @@ evaluated through the harness on the same fixed test set of its env.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from eval.report_figures import (
     model_order,
 )
 from eval.sets import check_queries, make_eval_set
+from set_env.cli import make_parser
 
 
 @dataclass
@@ -287,10 +287,14 @@ def skipped_section(skipped: list[tuple[Path, str]]) -> list[str]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m eval.report", description=__doc__.splitlines()[0]
+    parser = make_parser(
+        "eval.report",
+        "The study's tables and figures from a sweep's run folders, into DIR/report.md and PNGs.",
+        ["python -m eval.report runs/quick", "python -m eval.report runs/paper --queries 20000"],
     )
-    parser.add_argument("folder", type=Path, help="a sweep's output folder (run directories)")
+    parser.add_argument(
+        "folder", type=Path, metavar="DIR", help="a sweep's output folder (run directories)"
+    )
     parser.add_argument("--queries", type=int, default=5120, help="test queries per env")
     args = parser.parse_args(argv)
     try:

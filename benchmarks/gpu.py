@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from set_env.cli import make_parser
 from train.config import TrainConfig
 from train.sweep import AGENTS, GAMES, grid
 from train.trainer import Trainer
@@ -190,18 +191,33 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+EXAMPLES = [
+    "python -m benchmarks.gpu",
+    "python -m benchmarks.gpu --precisions bf16 --compile-precisions '' --steps 10",
+    "python -m benchmarks.gpu --device cpu --preset small --batch-size 64 --out cpu.json",
+]
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.gpu", description=__doc__.split("\n")[0]
+    parser = make_parser(
+        "benchmarks.gpu",
+        "Training throughput of the paper scorers on a GPU, and the paper sweep's projected time.",
+        EXAMPLES,
     )
     parser.add_argument("--out", default="gpu_benchmark.json", help="the JSON file to write")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per set-up")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
-    parser.add_argument("--precisions", default="fp32,tf32,bf16,fp16")
-    parser.add_argument("--compile-precisions", default="bf16", help="also compiled ('': none)")
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--preset", default="paper")
-    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument(
+        "--precisions", default="fp32,tf32,bf16,fp16", help="comma-separated precisions to time"
+    )
+    parser.add_argument(
+        "--compile-precisions",
+        default="bf16",
+        help="comma-separated precisions also timed under torch.compile ('': none)",
+    )
+    parser.add_argument("--device", default="cuda", help="cuda, cuda:N, or cpu")
+    parser.add_argument("--preset", default="paper", help="the scorers' size preset")
+    parser.add_argument("--batch-size", type=int, default=1024, help="queries per step")
     args = parser.parse_args(argv)
     args.precisions = [p for p in args.precisions.split(",") if p]
     args.compile_precisions = [p for p in args.compile_precisions.split(",") if p]

@@ -191,9 +191,16 @@ def load_scorer(path: str | Path, device: str | torch.device = "cpu", agent_modu
     registers a user's scorer."""
     device = resolve_device(str(device))
     state = load(path)
-    module = agent_module or state.get("agent_module")
-    if module:
-        import_agent_module(module, recorded=not agent_module)
+    if agent_module:
+        import_agent_module(agent_module)
+    elif state.get("agent_module"):
+        try:
+            import_agent_module(state["agent_module"], recorded=True)
+        except ValueError as error:  # e.g. run from another folder than the training was
+            raise ValueError(
+                f"{error} (checkpoint {path} records it for agent {state['agent']!r}): pass "
+                "--agent-module, the module that registers it"
+            ) from None
     return rebuild_scorer(state, path).to(device).eval(), state
 
 

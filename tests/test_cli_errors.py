@@ -131,6 +131,17 @@ def test_a_checkpoint_naming_a_standard_module_is_refused(classic_run, tmp_path,
     assert "names agent module 'antigravity', a standard module: refused" in error
 
 
+def test_a_recorded_module_that_cannot_be_imported_names_agent_module(
+    classic_run, tmp_path, cli_error
+):
+    state = load(classic_run)
+    state.update(agent="bag", agent_module="moved_user_module")  # importable where it trained
+    save(state, tmp_path)
+    error = cli_error(eval_main.main, ["--checkpoint", str(tmp_path)])
+    assert "agent module 'moved_user_module' cannot be imported" in error
+    assert "records it for agent 'bag'): pass --agent-module" in error
+
+
 def test_an_unknown_agent_names_agent_module(classic_run, tmp_path, cli_error):
     state = load(classic_run)
     state.update(agent="bag", agent_module=None)

@@ -2,6 +2,7 @@
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,32 @@ def test_cli_prints_one_json_object_and_writes_tensorboard(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["env"] == "SetClassic27-v0"
     events = [p for p in Path(run["run_dir"]).iterdir() if p.name.startswith("events")]
     assert len(events) >= 2  # the run's own, and the one --tensorboard added
+
+
+def test_cli_finds_a_user_agent_through_agent_module(tmp_path, capsys, monkeypatch):
+    import user_scorer  # registers bag_test_scorer, as a user's script would before training
+
+    run_dir = train(
+        env="SetClassic27-v0",
+        agent="bag_test_scorer",
+        objective="ce",
+        steps=2,
+        batch_size=8,
+        eval_every=2,
+        eval_queries=32,
+        logdir=str(tmp_path),
+    )["run_dir"]
+    capsys.readouterr()
+    # A fresh process: nothing registers the agent, and the run records no module.
+    monkeypatch.delitem(agents.base._REGISTRY, "bag_test_scorer")
+    monkeypatch.delitem(sys.modules, user_scorer.__name__)
+    with pytest.raises(SystemExit):
+        cli(["--checkpoint", run_dir, "--queries", "32"])
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: unknown agent 'bag_test_scorer'")
+    assert "pass --agent-module, the module that registers it" in error
+    cli(["--checkpoint", run_dir, "--queries", "32", "--agent-module", user_scorer.__name__])
+    assert json.loads(capsys.readouterr().out)["agent"] == "bag_test_scorer"
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

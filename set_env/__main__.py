@@ -13,7 +13,7 @@ import sys
 import gymnasium as gym
 
 import set_env
-from set_env.png import write_png
+from set_env.render import write_png
 
 
 def main(argv=None) -> None:

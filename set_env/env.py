@@ -19,6 +19,7 @@ from set_env.checks import (
 from set_env.deck import Deck
 from set_env.games import Game, QueryBatch, check_split, make_game
 from set_env.query import Query, parse_query, vocab
+from set_env.render import render_ansi
 from set_env.vocab import TOKEN_MODES
 
 ACTION_MODES = ("key", "subset")
@@ -191,26 +192,10 @@ class SetEnv(gym.Env):
         query = parse_query(self._query[2], self.deck)
         if self.render_mode == "ansi":
             return render_ansi(query, self._action)
-        from set_env.render import render_rgb
+        from set_env.render import render_rgb  # Pillow's, imported only here
 
-        return render_rgb(query, chosen=self._action)
-
-
-def render_ansi(query, chosen=None) -> str:
-    """The query with its cards in words, its answer and the chosen key(s)."""
-    deck = query.deck
-    lines = [f"query: {query.text}"]
-    for i, term in enumerate(query.terms):
-        op = f"{query.ops[i - 1]} " if i else "  "
-        names = ", ".join(deck.describe(card) for card in term.cards)
-        lines.append(f"  {op}{term.rule}: {names}")
-    keys = np.flatnonzero(query.positives)
-    lines.append(f"answer ({len(keys)}): " + " ".join(deck.key_text(k) for k in keys))
-    if chosen is not None:
-        picked = np.flatnonzero(np.asarray(chosen)) if np.ndim(chosen) else [int(chosen)]
-        marks = [f"{deck.key_text(k)}{'+' if query.positives[k] else '-'}" for k in picked]
-        lines.append("chosen: " + " ".join(marks) + "   (+ in the answer, - not)")
-    return "\n".join(lines) + "\n"
+        env_id = self.spec.id if self.spec is not None else None
+        return render_rgb(query, chosen=self._action, env_id=env_id)
 
 
 def pose_query(text, game: Game, tokens: str, where: str) -> tuple[Query, np.ndarray]:

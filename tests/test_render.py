@@ -1,12 +1,19 @@
-"""Tests of the query pictures: shapes, distinct cards, highlighting, determinism, size."""
+"""Tests of the query pictures: shapes, distinct cards, highlighting, text, legend,
+determinism, size, and Pillow as an optional dependency."""
 
+import hashlib
+import subprocess
+import sys
+
+import gymnasium as gym
 import numpy as np
 import pytest
+from PIL import Image
 
-from set_env import render
+import set_env.render.image as pictures
 from set_env.deck import Deck
 from set_env.query import Query, Term, parse_query
-from set_env.render import card_image, render_rgb
+from set_env.render import card_image, render_rgb, write_png
 
 D27, D81, D243 = Deck(3, 3), Deck(4, 3), Deck(5, 3)
 
@@ -82,12 +89,14 @@ def test_chosen_changes_the_picture_and_frames_right_green_wrong_red():
     plain = render_rgb(query)
     with_right = render_rgb(query, chosen=right)
     assert with_right.shape == plain.shape and not np.array_equal(with_right, plain)
-    assert has_colour(with_right, render._RIGHT_FRAME)
-    assert not has_colour(with_right, render._WRONG_FRAME)
+    green, red = pictures._RIGHT_FRAME, pictures._WRONG_FRAME
+    # The key to the frames beside the answer's label shows both colours in every picture.
+    assert colour_count(with_right, green) > colour_count(plain, green)
+    assert colour_count(with_right, red) == colour_count(plain, red) > 0
     # A wrong key is shown too, framed red.
     with_wrong = render_rgb(query, chosen=wrong)
-    assert has_colour(with_wrong, render._WRONG_FRAME)
-    assert not has_colour(with_wrong, render._RIGHT_FRAME)
+    assert colour_count(with_wrong, red) > colour_count(plain, red)
+    assert colour_count(with_wrong, green) == colour_count(plain, green) > 0
 
 
 def test_chosen_key_and_one_hot_selection_draw_the_same():
@@ -113,13 +122,28 @@ def test_invalid_arguments_are_refused():
         render_rgb(query, chosen=np.ones(3))
     with pytest.raises(ValueError, match="positives"):
         render_rgb(query, positives=np.ones(3, bool))
+    with pytest.raises(ValueError, match="env_id"):
+        render_rgb(query, env_id=3)
 
 
 def test_render_is_deterministic():
     query = parse_query(EIGHT_PAIRS, D27)
-    first = render_rgb(query, chosen=5)
-    render._card_pixels.cache_clear()  # drawn afresh, not read back from the cache
-    assert np.array_equal(first, render_rgb(query, chosen=5))
+    first = render_rgb(query, chosen=5, env_id="SetUnion27-v0")
+    for cached in (pictures._card_picture, pictures._symbol_ink, pictures._font):
+        cached.cache_clear()  # drawn afresh, not read back from the caches
+    assert np.array_equal(first, render_rgb(query, chosen=5, env_id="SetUnion27-v0"))
+
+
+def test_render_is_the_same_in_a_fresh_process():
+    code = (
+        "import hashlib, sys; from set_env import Deck, parse_query; "
+        "from set_env.render import render_rgb; "
+        f"q = parse_query({EIGHT_PAIRS!r}, Deck(3, 3)); "
+        "sys.stdout.write(hashlib.sha256(render_rgb(q, chosen=5).tobytes()).hexdigest())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    here = render_rgb(parse_query(EIGHT_PAIRS, D27), chosen=5)
+    assert out.stdout == hashlib.sha256(here.tobytes()).hexdigest()
 
 
 def test_all_81_keys_fit_in_2048():
@@ -128,10 +152,139 @@ def test_all_81_keys_fit_in_2048():
 
 
 def test_oversized_pictures_are_scaled_down():
-    image = np.zeros((5000, 1000, 3), dtype=np.uint8)
-    small = render._fit(image)
-    assert max(small.shape[:2]) <= 2048 and small.dtype == np.uint8
+    small = pictures._fit(Image.new("RGB", (1000, 5000)))
+    assert small.size == (334, 1667)  # a third, rounded up: a half would still be 2500 tall
+
+
+# --- text, legend and size ---------------------------------------------------------------
+
+
+def test_the_title_shows_the_env_id_and_the_query_text():
+    first = render_rgb(parse_query("(012 112)", D27), env_id="SetClassic27-v0")
+    other_text = render_rgb(parse_query("(012 110)", D27), env_id="SetClassic27-v0")
+    other_id = render_rgb(parse_query("(012 112)", D27), env_id="SetShared27-v0")
+    band = title_band(first)
+    assert (band < 100).all(axis=-1).sum() > 500  # dark text, not a blank band
+    assert not np.array_equal(band, title_band(other_text))
+    assert not np.array_equal(band, title_band(other_id))
+    # Without an env id the title is the query text alone, one line shorter.
+    assert render_rgb(parse_query("(012 112)", D27)).shape[0] < first.shape[0]
+    assert has_colour(first, pictures._LABEL_INK)  # the labels "query" and "answer"
+
+
+def test_a_long_query_text_wraps_within_the_picture():
+    image = render_rgb(all_keys_query(D27))  # {000,001,...,222}: 27 keys of text
+    assert title_band(image).shape[0] > title_band(render_rgb(parse_query("{000}", D27))).shape[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "chosen", "legend"),
+    [
+        ("(012 112)", None, False),
+        ("{000,012,221}", None, False),
+        ("(0*2 112)", None, True),
+        ("<012 010> ^ (*** 1*1)", None, True),
+        ("(012 112)", 0, False),  # the frames' key sits beside the answer's label
+    ],
+)
+def test_a_legend_for_wildcard_queries_only(text, chosen, legend):
+    # The legend sits below a second separator line.
+    assert separator_lines(render_rgb(parse_query(text, D27), chosen=chosen)) == 1 + legend
+
+
+def test_the_legend_explains_each_wildcard_attribute_of_the_query():
+    assert len(pictures._wildcard_entries(parse_query("(0*2 112)", D27))) == 1  # fill
+    assert len(pictures._wildcard_entries(parse_query(EIGHT_PAIRS, D27))) == 3
+    assert len(pictures._wildcard_entries(parse_query("(0*2* 1120)", D81))) == 2  # fill, count
+
+
+def test_pictures_are_at_least_twice_the_old_size():
+    # The numpy renderer drew a classic query and its answer in 130 x 173 pixels, a query
+    # card 64 pixels tall in a pair box of 64 + 2 * 6.
+    image = render_rgb(parse_query("(111 202)", D27), chosen=2)
+    assert image.shape[0] >= 2 * 173 and image.shape[1] >= 2 * 130
+    pair_box = np.flatnonzero(row_has_colour(image, pictures._TERM_BOXES["pair"]))
+    assert pair_box[-1] - pair_box[0] + 1 >= 2 * (64 + 2 * 6)
+
+
+def test_the_env_draws_its_id_and_its_chosen_key():
+    env = gym.make("SetUnion27-v0", render_mode="rgb_array")
+    _, info = env.reset(seed=0)
+    env.step(4)
+    query = parse_query(info["query"], D27)
+    assert np.array_equal(env.render(), render_rgb(query, chosen=4, env_id="SetUnion27-v0"))
+
+
+# --- Pillow, matplotlib and PNG files ----------------------------------------------------
+
+
+def test_without_pillow_a_picture_raises_dependency_not_installed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now fails
+    monkeypatch.delitem(sys.modules, "set_env.render.image")
+    env = gym.make("SetUnion27-v0", render_mode="rgb_array")
+    env.reset(seed=0)
+    with pytest.raises(gym.error.DependencyNotInstalled, match="pip install pillow"):
+        env.render()
+    words = gym.make("SetUnion27-v0", render_mode="ansi")
+    words.reset(seed=0)
+    assert words.render().startswith("query: ")
+
+
+def test_set_env_runs_without_importing_pillow():
+    code = (
+        "import sys, gymnasium as gym, set_env; "
+        "env = gym.make('SetUnion27-v0', render_mode='ansi'); env.reset(seed=0); env.step(0); "
+        "env.render(); print('PIL' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_pictures_need_no_matplotlib(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # Pillow's own font instead
+    pictures._font.cache_clear()
+    try:
+        image = render_rgb(parse_query("(0*2 112)", D27), env_id="SetWildcard27-v0")
+    finally:
+        pictures._font.cache_clear()
+    assert image.dtype == np.uint8 and (title_band(image) < 100).all(axis=-1).sum() > 500
+
+
+def test_write_png_is_lossless(tmp_path):
+    image = render_rgb(parse_query(EIGHT_PAIRS, D27), chosen=3)
+    write_png(tmp_path / "query.png", image)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "query.png").convert("RGB")), image)
+    with pytest.raises(ValueError, match="image must be"):
+        write_png(tmp_path / "grey.png", image[..., 0])
+    with pytest.raises(ValueError, match="image must be"):
+        write_png(tmp_path / "float.png", image.astype(float))
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def title_band(image: np.ndarray) -> np.ndarray:
+    """The rows above the query's first term box: the title, the query text, the label."""
+    boxes = [row_has_colour(image, colour) for colour in pictures._TERM_BOXES.values()]
+    return image[: np.flatnonzero(np.logical_or.reduce(boxes))[0]]
+
+
+def separator_lines(image: np.ndarray) -> int:
+    """How many separator lines cross the picture from margin to margin."""
+    inside = image[:, pictures._MARGIN : -pictures._MARGIN]
+    full = (inside == np.array(pictures._SEPARATOR, dtype=np.uint8)).all(axis=(1, 2))
+    return int(full[0] + (full[1:] & ~full[:-1]).sum())
+
+
+def row_has_colour(image: np.ndarray, colour) -> np.ndarray:
+    """Rows with 50 or more pixels of ``colour``: a box's fill, not a grey of antialiased
+    text."""
+    return (image == np.array(colour, dtype=np.uint8)).all(axis=-1).sum(axis=1) >= 50
 
 
 def has_colour(image: np.ndarray, colour) -> bool:
-    return bool((image == np.array(colour, dtype=np.uint8)).all(axis=-1).any())
+    return colour_count(image, colour) > 0
+
+
+def colour_count(image: np.ndarray, colour) -> int:
+    return int((image == np.array(colour, dtype=np.uint8)).all(axis=-1).sum())

@@ -1,7 +1,8 @@
 """Tests of the query pictures: shapes, distinct cards, highlighting, text, legend,
-determinism, size, and Pillow as an optional dependency."""
+determinism, size, Pillow as an optional dependency, and ``python -m set_env``."""
 
 import hashlib
+import re
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import set_env.__main__
 import set_env.render.image as pictures
 from set_env.deck import Deck
 from set_env.query import Query, Term, parse_query
@@ -260,7 +262,49 @@ def test_write_png_is_lossless(tmp_path):
         write_png(tmp_path / "float.png", image.astype(float))
 
 
+# --- python -m set_env ------------------------------------------------------------------
+
+
+def test_main_help_names_the_program_every_flag_and_examples(capsys):
+    with pytest.raises(SystemExit) as raised:
+        set_env.__main__.main(["--help"])
+    assert raised.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: python -m set_env ")
+    assert "--seed SEED" in text and "(default: 0)" in text
+    assert "--deck {27,81}" in text and "(default: 27)" in text and "--png DIR" in text
+    examples = text.split("\nexamples:\n")[1].splitlines()
+    assert examples and all(line.strip().startswith("python -m set_env") for line in examples)
+
+
+def test_main_shows_what_each_game_is(tmp_path, capsys):
+    set_env.__main__.main(["--seed", "2", "--png", str(tmp_path)])
+    shown = shown_queries(capsys.readouterr().out)
+    assert len(shown) == 6 and all(seed >= 2 for seed, _, _ in shown.values())
+    assert shown["SetClassic27-v0"][0] == shown["SetShared27-v0"][0] == 2
+    assert "*" in shown["SetWildcard27-v0"][1] and "^" in shown["SetSymDiff27-v0"][1]
+    for env_id in ("SetUnion27-v0", "SetSymDiff27-v0", "SetShatter27-v0"):
+        assert 1 < shown[env_id][2] <= 13, env_id  # several answer keys, at most half
+    # Each picture is the env's render of the query shown, its first answer key chosen.
+    for env_id, (_, text, _) in shown.items():
+        picture = np.asarray(Image.open(tmp_path / f"{env_id}.png").convert("RGB"))
+        query = parse_query(text, D27)
+        key = int(np.flatnonzero(query.positives)[0])
+        assert np.array_equal(picture, render_rgb(query, chosen=key, env_id=env_id)), env_id
+
+
 # --- helpers ------------------------------------------------------------------------------
+
+
+def shown_queries(out: str) -> dict[str, tuple[int, str, int]]:
+    """env id -> (seed, query text, answer size), read from python -m set_env's output."""
+    shown = {}
+    for block in out.split("== ")[1:]:
+        lines = block.splitlines()
+        env_id, seed = re.match(r"(\S+), seed (\d+)", lines[0]).groups()
+        size = int(re.search(r"^answer \((\d+)\)", block, re.MULTILINE).group(1))
+        shown[env_id] = (int(seed), lines[1].removeprefix("query: "), size)
+    return shown
 
 
 def title_band(image: np.ndarray) -> np.ndarray:

@@ -188,7 +188,8 @@ def figure_entropy(results, queries: int, path: Path) -> str | None:
 
 
 def figure_example(results, queries: int, path: Path) -> str | None:
-    """One SetUnion27 query drawn as cards, each model's predicted distribution, the truth."""
+    """One SetUnion27 query drawn as cards (the first test query with several answers, see
+    ``example_query``), each model's predicted distribution on it, the truth."""
     union = sorted(
         (r for r in results if r.env == "SetUnion27-v0"), key=lambda r: model_order(r.label)
     )
@@ -199,25 +200,41 @@ def figure_example(results, queries: int, path: Path) -> str | None:
 
     plt = pyplot()
     eval_set = make_eval_set("SetUnion27-v0", queries)
-    query = parse_query(eval_set.texts[0], Deck(3, 3))
-    rows = 1 + len(union) + 1
-    figure = plt.figure(figsize=(9, 2.2 + 1.1 * rows))
-    grid = figure.add_gridspec(rows, 1, height_ratios=[3] + [1] * (rows - 1))
-    picture = figure.add_subplot(grid[0])
-    picture.imshow(render_rgb(query))
-    picture.set_title(query.text, fontsize=8)
-    picture.axis("off")
+    index, which = example_query(eval_set.positives)
+    query = parse_query(eval_set.texts[index], Deck(3, 3))
+    image = render_rgb(query, env_id="SetUnion27-v0")
+    # The picture drawn pixel for pixel (figimage, at the figure's own dpi) across the top,
+    # so that its text stays crisp; the bars share the figure's width below it.
+    dpi, bar_height, caption = 110, 1.1, 0.35
+    bars = bar_height * (len(union) + 1) + 0.3
+    picture_height = image.shape[0] / dpi
+    height = bars + picture_height + caption
+    figure = plt.figure(figsize=(image.shape[1] / dpi, height), dpi=dpi)
+    figure.figimage(image, 0, round(bars * dpi), origin="upper")
+    figure.text(0.5, 1 - caption / 2 / height, which, ha="center", va="center", fontsize=9)
+    grid = figure.add_gridspec(len(union) + 1, 1)
     truth = query.positives / query.positives.sum()
-    panels = [(r.label, _distribution(r, len(eval_set))) for r in union] + [("truth", truth)]
-    for i, (label, probabilities) in enumerate(panels, start=1):
+    panels = [(r.label, _distribution(r, len(eval_set), index)) for r in union]
+    for i, (label, probabilities) in enumerate([*panels, ("truth", truth)]):
         axes = figure.add_subplot(grid[i])
         color = "tab:green" if label == "truth" else "tab:blue"
         axes.bar(range(len(probabilities)), probabilities, color=color)
         axes.set_ylabel(label, rotation=0, ha="right", fontsize=8)
         axes.set_xticks([])
         axes.set_ylim(0, max(0.2, float(max(probabilities)) * 1.1))
-    save(figure, path, dpi=110)
+    save(figure, path, dpi=dpi, rect=(0, 0, 1, bars / height))
     return None
+
+
+def example_query(positives: np.ndarray) -> tuple[int, str]:
+    """The example's index in the evaluation set, and how it was chosen: the first query with
+    10 < |answer| < 20 (the entropy figure's subset: several answers, far from the whole
+    deck, so the distributions differ), or the first query if none has."""
+    sizes = positives.sum(axis=1)
+    between = np.flatnonzero((sizes > 10) & (sizes < 20))
+    if len(between):
+        return int(between[0]), "the first test query with 10 < |answer| < 20"
+    return 0, "the first test query (none has 10 < |answer| < 20)"
 
 
 def _per_query(result, queries: int) -> dict[str, np.ndarray]:
@@ -228,7 +245,8 @@ def _per_query(result, queries: int) -> dict[str, np.ndarray]:
 
 
 @torch.no_grad()
-def _distribution(result, queries: int) -> np.ndarray:
-    """The run's predicted distribution over the keys for the first test query."""
-    tokens = make_eval_set(result.env, queries, env_kwargs=result.env_kwargs).tokens[:1]
+def _distribution(result, queries: int, index: int) -> np.ndarray:
+    """The run's predicted distribution over the keys for test query ``index``."""
+    eval_set = make_eval_set(result.env, queries, env_kwargs=result.env_kwargs)
+    tokens = eval_set.tokens[index : index + 1]
     return torch.softmax(result.scorer(torch.as_tensor(tokens)).float(), dim=-1)[0].numpy()

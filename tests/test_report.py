@@ -2,12 +2,13 @@
 
 import re
 
+import numpy as np
 import pytest
 
 import agents
 from eval import reference
 from eval.report import main as report_cli
-from eval.report_figures import study_points
+from eval.report_figures import example_query, study_points
 from train import train
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -63,6 +64,7 @@ def test_report_writes_the_tables_and_figures(two_games, capsys):
         assert (two_games / f"{figure}.png").read_bytes()[:8] == PNG
         assert f"![{figure}.png]({figure}.png)" in text
     assert (two_games / "entropy_vs_dim.png").read_bytes()[:8] == PNG
+    assert (two_games / "example.png").read_bytes()[:8] == PNG
 
 
 def test_every_number_has_three_significant_figures(two_games, capsys):
@@ -93,6 +95,14 @@ def test_report_of_an_empty_folder(tmp_path, capsys):
     with pytest.raises(SystemExit):
         report_cli([str(tmp_path)])
     assert "error: no usable run" in capsys.readouterr().err
+
+
+def test_the_example_is_the_first_query_with_10_to_20_answers():
+    positives = np.zeros((3, 27), dtype=bool)
+    positives[0, :25] = positives[1, :12] = positives[2, :15] = True
+    assert example_query(positives)[0] == 1
+    index, which = example_query(positives[:1])  # none has: the first query, said so
+    assert index == 0 and "none has" in which
 
 
 def test_reference_data_is_the_published_table():

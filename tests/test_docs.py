@@ -53,7 +53,7 @@ class Block:
             return code
         pairs = SUBSTITUTION.findall(budget)
         if not pairs:
-            raise ValueError(f"{self.where}: budget without \"A\" -> \"B\" pairs: {budget}")
+            raise ValueError(f'{self.where}: budget without "A" -> "B" pairs: {budget}')
         for old, new in pairs:
             if old not in code:
                 raise ValueError(f"{self.where}: budget replaces {old!r}, absent from the block")

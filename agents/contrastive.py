@@ -29,7 +29,7 @@ class ContrastiveConfig(TransformerConfig):
     """A query encoder and a table of key vectors, both of width ``dim``."""
 
     presets: ClassVar[dict[str, dict]] = {
-        "small": dict(d_model=128, n_layers=2, n_heads=8, d_ff=256),
+        "small": {},  # TransformerConfig's defaults
         "paper": dict(
             d_model=512, n_layers=8, n_heads=8, d_ff=1024, **STUDY_ENCODER, key_bias_init="uniform"
         ),

@@ -39,7 +39,7 @@ class JointConfig(TransformerConfig):
     """One transformer reading query and key together."""
 
     presets: ClassVar[dict[str, dict]] = {
-        "small": dict(d_model=128, n_layers=2, n_heads=8, d_ff=256),
+        "small": {},  # TransformerConfig's defaults
         "paper": dict(d_model=512, n_layers=4, n_heads=4, d_ff=1024),
     }
 

@@ -129,13 +129,14 @@ class SetEnv(gym.Env):
         check_no_unknown(unknown, keyword_names(SetEnv.__init__))
         self.deck = Deck(n_attributes, n_values)
         self.game: Game = make_game(game, self.deck, n_pairs)
-        self.split, self.action_mode, self.tokens = _check_options(split, action_mode, tokens)
+        self.split, self.action_mode, self.tokens = check_env_options(split, action_mode, tokens)
         check_choice("render_mode", render_mode, (*RENDER_MODES, None))
         self.render_mode = render_mode
         self.vocab = vocab(self.deck, tokens).tokens
         self.observation_space, self.action_space = make_spaces(self.game, action_mode, tokens)
         self._block: QueryBatch | None = None
         self._texts: list[str] = []
+        self._sizes: list[int] = []  # n_positives of the block's queries, as Python ints
         self._index = _BLOCK
         self._query = None  # (observation, positives, text, n_positives) of the current query
         self._live, self._action = False, None
@@ -239,7 +240,9 @@ def make_spaces(game: Game, action_mode: str, tokens: str) -> tuple[spaces.Box, 
     return observation, spaces.MultiBinary(game.deck.n_keys)
 
 
-def _check_options(split, action_mode, tokens):
+def check_env_options(split, action_mode, tokens) -> tuple:
+    """The constructor's ``(split, action_mode, tokens)`` as given, once each is checked: a
+    ``ValueError`` names the first one that is not allowed."""
     check_split(split)
     check_choice("action_mode", action_mode, ACTION_MODES)
     check_choice("tokens", tokens, TOKEN_MODES)

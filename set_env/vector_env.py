@@ -11,8 +11,8 @@ from set_env.checks import check_no_unknown, check_reset_options, check_seed, ex
 from set_env.deck import Deck
 from set_env.env import (
     RESET_OPTIONS,
-    _check_options,
     as_array,
+    check_env_options,
     jaccard,
     keyword_names,
     make_spaces,
@@ -75,7 +75,7 @@ class SetVectorEnv(gym.vector.VectorEnv):
         self.num_envs = int(num_envs)
         self.deck = Deck(n_attributes, n_values)
         self.game = make_game(game, self.deck, n_pairs)
-        self.split, self.action_mode, self.tokens = _check_options(split, action_mode, tokens)
+        self.split, self.action_mode, self.tokens = check_env_options(split, action_mode, tokens)
         # Each step's queries come from one sample(), which bounds how many it returns.
         most_queries = self.game.max_sample(tokens)
         if self.num_envs > most_queries:

@@ -16,16 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import pickle
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 import torch
 
-from agents.base import import_agent_module, make, make_env, resolve_device, scorer_config
+from agents.base import import_agent_module, make, resolve_device, scorer_config
+from set_env.files import write_atomic, write_json_atomic
+from set_env.registry import make_env
 
 CHECKPOINT = "checkpoint.pt"
 METADATA = "checkpoint.json"
@@ -33,37 +31,6 @@ FORMAT_VERSION = 2
 # Entries that hold tensors (or only make sense with them): in checkpoint.pt, not the JSON.
 TENSOR_ENTRIES = ("model", "optimizer", "scheduler", "scaler", "rng")
 REQUIRED = ("format", "agent", "agent_config", "env_id", "env_kwargs", "model", "sha256")
-_UMASK = os.umask(0o022)  # read once (setting it is the only way), then put back
-os.umask(_UMASK)
-
-
-def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write a file through ``write(file)`` into a temporary file of this process, synced,
-    then renamed over ``path``: a crash or a concurrent writer never leaves a partial file.
-    ValueError when the folder cannot be written."""
-    path = Path(path)
-    try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as error:
-        raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
-    try:
-        os.fchmod(descriptor, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide it from the group
-        with os.fdopen(descriptor, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def write_json_atomic(path: str | Path, data) -> None:
-    """``write_atomic`` of ``data`` as indented JSON (NaN refused: it is not JSON)."""
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    write_atomic(path, lambda file: file.write(text.encode()))
 
 
 def tensors_digest(state) -> str:

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 import agents
-from agents.base import make_env
 from benchmarks.envs import Spread
 from set_env.cli import make_parser
+from set_env.registry import make_env
 from train.data import draw_batch
 from train.objectives import make_objective
 from train.trainer import TrainConfig, Trainer

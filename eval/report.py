@@ -27,8 +27,7 @@ from pathlib import Path
 
 import torch
 
-from agents.base import canonical_env_id
-from agents.checkpoint import CHECKPOINT, load_scorer, write_atomic
+from agents.checkpoint import CHECKPOINT, load_scorer
 from eval import reference
 from eval.analysis import free_embedding_bound
 from eval.harness import report, score_eval_set
@@ -43,6 +42,8 @@ from eval.report_figures import (
 )
 from eval.sets import check_queries, make_eval_set
 from set_env.cli import make_parser
+from set_env.files import write_atomic
+from set_env.registry import canonical_env_id
 
 
 @dataclass

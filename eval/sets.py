@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.base import canonical_env_id, make_env
-from agents.checkpoint import write_atomic
 from set_env import GENERATOR_VERSION
 from set_env.checks import check_seed, excerpt, is_int
+from set_env.files import write_atomic
+from set_env.registry import canonical_env_id, make_env
 
 DISTRIBUTIONS = ("size_weighted", "uniform")
 # "test": the held-out queries; "all": any query, training ones included (the study

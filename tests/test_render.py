@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 import set_env.__main__
-import set_env.render.image as pictures
+import set_env.render.cards as cards
+import set_env.render.picture as pictures
 from set_env.deck import Deck
 from set_env.query import Query, Term, parse_query
 from set_env.render import card_image, render_rgb, write_png
@@ -131,7 +132,7 @@ def test_invalid_arguments_are_refused():
 def test_render_is_deterministic():
     query = parse_query(EIGHT_PAIRS, D27)
     first = render_rgb(query, chosen=5, env_id="SetUnion27-v0")
-    for cached in (pictures._card_picture, pictures._symbol_ink, pictures._font):
+    for cached in (cards.card_picture, cards._symbol_ink, pictures._font):
         cached.cache_clear()  # drawn afresh, not read back from the caches
     assert np.array_equal(first, render_rgb(query, chosen=5, env_id="SetUnion27-v0"))
 
@@ -222,11 +223,14 @@ def test_the_env_draws_its_id_and_its_chosen_key():
 
 def test_without_pillow_a_picture_raises_dependency_not_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now fails
-    monkeypatch.delitem(sys.modules, "set_env.render.image")
+    for module in ("set_env.render.cards", "set_env.render.picture"):
+        monkeypatch.delitem(sys.modules, module)
     env = gym.make("SetUnion27-v0", render_mode="rgb_array")
     env.reset(seed=0)
     with pytest.raises(gym.error.DependencyNotInstalled, match="pip install pillow"):
         env.render()
+    with pytest.raises(gym.error.DependencyNotInstalled, match="pip install pillow"):
+        set_env.render.card_image(D27, 0)
     words = gym.make("SetUnion27-v0", render_mode="ansi")
     words.reset(seed=0)
     assert words.render().startswith("query: ")

@@ -31,6 +31,7 @@ from agents.checkpoint import CHECKPOINT, load_scorer
 from eval import reference
 from eval.analysis import free_embedding_bound
 from eval.harness import report, score_eval_set
+from eval.markdown import markdown_table
 from eval.report_figures import (
     env_game_and_keys,
     env_order,
@@ -138,44 +139,51 @@ def fmt(value: float) -> str:
 
 
 def table(results: list[Result]) -> str:
-    """Markdown: KL and top-K overlap per model x 27-card game; the study's in brackets."""
+    """Markdown: KL and top-K overlap per model x 27-card game, and SetUnion81-v0's; the
+    study's in brackets."""
+    return "\n".join([*_tables_27(results), *_table_union81(results)])
+
+
+def _tables_27(results: list[Result]) -> list[str]:
+    """The KL and the top-K table of the 27-card games: a row per model, a column per game."""
     cells = {(r.label, r.game): r for r in results if r.n_keys == 27}
     labels = sorted({label for label, _ in cells}, key=model_order)
     games = [g for g in reference.GAMES if any(game == g for _, game in cells)]
-    lines = []
+    tables = []
     for title, index, name in (("KL (nats)", 0, "kl"), ("top-K overlap", 1, "topk_overlap")):
-        lines += [f"### {title}: ours (the study's)", "", "| model | " + " | ".join(games) + " |"]
-        lines.append("|---|" + "---:|" * len(games))
-        for label in labels:
-            row = []
-            for game in games:
-                result = cells.get((label, game))
-                row.append(_cell(result, game, name, index) if result else "–")
-            lines.append(f"| {label} | " + " | ".join(row) + " |")
-        lines.append("")
-    union81 = sorted(
+        rows = [
+            [label, *(_cell(cells.get((label, g)), g, name, index) for g in games)]
+            for label in labels
+        ]
+        tables.append(markdown_table(["model", *games], rows, f"{title}: ours (the study's)"))
+    return tables
+
+
+def _table_union81(results: list[Result]) -> list[str]:
+    """The table of SetUnion81-v0's runs (none without them)."""
+    runs = sorted(
         (r for r in results if r.env == "SetUnion81-v0"), key=lambda r: model_order(r.label)
     )
-    if union81:
-        lines += [
-            "### SetUnion81-v0: ours (the study's)",
-            "",
-            "| model | KL | top-K |",
-            "|---|---:|---:|",
-        ]
-        for r in union81:
-            key = r.label if r.agent == "contrastive" else "non-contrastive"
-            study = reference.UNION_81.get(key)
-            kl = fmt(r.metrics["kl"]) + (f" ({fmt(study[0])})" if study else "")
-            topk = fmt(r.metrics["topk_overlap"]) + (f" ({fmt(study[1])})" if study else "")
-            lines.append(f"| {r.label} | {kl} | {topk} |")
-        lines.append("")
-    return "\n".join(lines)
+    if not runs:
+        return []
+    rows = []
+    for r in runs:
+        study = reference.UNION_81.get(_study_model(r))
+        rows.append(
+            [r.label]
+            + [
+                fmt(r.metrics[name]) + (f" ({fmt(study[index])})" if study else "")
+                for index, name in enumerate(("kl", "topk_overlap"))
+            ]
+        )
+    return [markdown_table(["model", "KL", "top-K"], rows, "SetUnion81-v0: ours (the study's)")]
 
 
-def _cell(result: Result, game: str, name: str, index: int) -> str:
+def _cell(result: Result | None, game: str, name: str, index: int) -> str:
     """Ours, then in brackets the study's published number (and on union its notebooks'),
-    then, for a run evaluated on all queries, ours on the held-out ones."""
+    then, for a run evaluated on all queries, ours on the held-out ones ("–": no run)."""
+    if result is None:
+        return "–"
     text = fmt(result.metrics[name])
     study = reference.study_27(_study_model(result), game)
     notebook = reference.UNION_27_NOTEBOOK.get(result.dim) if game == "Union" else None
@@ -211,16 +219,12 @@ def bound_table(bounds: dict[str, dict[int, float]]) -> str:
         return ""
     envs = sorted(bounds, key=env_order)
     dims = sorted({d for bound in bounds.values() for d in bound})
-    lines = [
-        "### Free-embedding bound (KL): the best any dimension-d dot product reaches",
-        "",
-        "| dim | " + " | ".join(envs) + " |",
-        "|---|" + "---:|" * len(envs),
+    rows = [
+        [f"d={dim}"] + [fmt(bounds[env][dim]) if dim in bounds[env] else "–" for env in envs]
+        for dim in dims
     ]
-    for dim in dims:
-        cells = [fmt(bounds[env][dim]) if dim in bounds[env] else "–" for env in envs]
-        lines.append(f"| d={dim} | " + " | ".join(cells) + " |")
-    return "\n".join([*lines, ""])
+    title = "Free-embedding bound (KL): the best any dimension-d dot product reaches"
+    return markdown_table(["dim", *envs], rows, title)
 
 
 def draw_figures(results: list[Result], bounds: dict, folder: Path, queries: int) -> list[str]:

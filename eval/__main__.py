@@ -27,6 +27,7 @@ EXAMPLES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m eval``."""
     parser = make_parser(
         "eval",
         "Evaluate a checkpoint on a fixed held-out set: one JSON object on stdout.",
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
+    """``python -m eval``: print the evaluation as JSON; a bad argument is one error line."""
     args = build_parser().parse_args(argv)
     try:
         check_queries(args.queries)
@@ -106,6 +108,7 @@ def check_finite_result(result: dict) -> None:
 
 
 def write_tensorboard(checkpoint: str, state: dict, result: dict) -> None:
+    """Write the evaluation's ``eval/`` scalars into the run, at its checkpoint's step."""
     from torch.utils.tensorboard import SummaryWriter
 
     run_dir = run_folder(checkpoint)

@@ -75,10 +75,12 @@ class Result:
 
     @property
     def n_keys(self) -> int:
+        """The number of keys of the run's deck (27 or 81)."""
         return env_game_and_keys(self.env)[1]
 
     @property
     def label(self) -> str:
+        """The model's row name, e.g. ``contrastive d=8`` or ``joint``."""
         return f"{self.agent} d={self.dim}" if self.dim is not None else self.agent
 
 
@@ -241,6 +243,8 @@ def draw_figures(results: list[Result], bounds: dict, folder: Path, queries: int
 
 
 def write_report(folder: Path, queries: int = 5120) -> Path:
+    """The path of ``folder/report.md``, written with the figures beside it; the tables are
+    also printed. ValueError when no run under ``folder`` can be read."""
     results, skipped = collect(folder, queries)
     if not results:
         raise ValueError(f"no usable run with a {CHECKPOINT} under {folder}")
@@ -292,6 +296,7 @@ def skipped_section(skipped: list[tuple[Path, str]]) -> list[str]:
 
 
 def main(argv=None) -> None:
+    """``python -m eval.report DIR``; a bad argument is one error line."""
     parser = make_parser(
         "eval.report",
         "The study's tables and figures from a sweep's run folders, into DIR/report.md and PNGs.",

@@ -51,6 +51,7 @@ class EvalSet:
         return len(self.tokens)
 
     def content_hash(self) -> str:
+        """SHA-256 (hex) of the queries' tokens, answers and texts: the cache's integrity check."""
         digest = hashlib.sha256()
         for array in (self.tokens, self.positives, np.array(self.texts)):
             digest.update(np.ascontiguousarray(array).tobytes())

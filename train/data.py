@@ -133,5 +133,6 @@ class QueryStream:
         return Batch(*(t.to(self.device, non_blocking=True) for t in tensors))
 
     def close(self) -> None:
+        """Stop the data thread (waiting for it at most 5 s)."""
         self._stop.set()
         self._thread.join(timeout=5)

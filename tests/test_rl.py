@@ -3,10 +3,14 @@ checkpoint it leaves, a user scorer as a policy, and one learning test."""
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
 from user_scorer import BagScorer
 
 import agents
@@ -16,6 +20,7 @@ from agents.sb3 import ScorerPolicy
 from eval.__main__ import main as eval_cli
 from train.rl import SB3_MODEL, RLConfig, make_model, train_rl
 from train.rl import main as rl_cli
+from train.vec_env import VEC_ENVS, NativeVecEnv, make_sb3_vec_env
 
 
 def tiny(tmp_path, **overrides) -> RLConfig:
@@ -177,7 +182,59 @@ def test_ppo_learns_classic_within_a_cpu_minute(tmp_path):
     assert result["mean_reward"] > 2.5 * random_reward
 
 
-def test_make_model_uses_sb3s_vec_env(tmp_path, small_agents):
-    model = make_model(tiny(tmp_path, n_envs=2))
+@pytest.mark.parametrize("vec_env, inner", [("native", NativeVecEnv), ("dummy", DummyVecEnv)])
+def test_make_model_uses_the_chosen_vec_env(tmp_path, small_agents, vec_env, inner):
+    model = make_model(tiny(tmp_path, n_envs=2, vec_env=vec_env))
     assert model.get_env().num_envs == 2 and isinstance(model.policy, ScorerPolicy)
+    assert isinstance(model.get_env().unwrapped, inner)
     assert np.issubdtype(model.observation_space.dtype, np.integer)
+
+
+@pytest.mark.parametrize("action_mode", ["key", "subset"])
+def test_native_vec_env_steps_like_sb3s_dummy_vec_env(action_mode):
+    """Same spaces, dtypes and per-env infos (less the query text) as DummyVecEnv; the
+    answered query's observation as terminal_observation; VecMonitor's episode records."""
+    kwargs = {"action_mode": action_mode}
+    native, dummy = (make_sb3_vec_env("SetWildcard27-v0", 3, 5, kwargs, kind) for kind in VEC_ENVS)
+    assert (native.observation_space, native.action_space) == (
+        dummy.observation_space,
+        dummy.action_space,
+    )
+    first = native.reset()
+    assert first.dtype == dummy.reset().dtype
+    assert first.shape == (3, *native.observation_space.shape)
+    assert set(native.unwrapped.reset_infos[0]) == {"positives", "n_positives"}
+    actions = np.stack([native.action_space.sample() for _ in range(3)])
+    ours, theirs = native.step(actions), dummy.step(actions)
+    for mine, other in zip(ours[1:3], theirs[1:3], strict=True):
+        assert mine.dtype == other.dtype and mine.shape == other.shape
+    assert ours[2].all()  # every step ends every episode
+    assert [set(info) for info in ours[3]] == [set(info) - {"query"} for info in theirs[3]]
+    np.testing.assert_array_equal(np.stack([i["terminal_observation"] for i in ours[3]]), first)
+    assert [info["episode"]["r"] for info in ours[3]] == pytest.approx(ours[1])
+    native.seed(7)
+    again = native.reset()
+    native.seed(7)
+    np.testing.assert_array_equal(native.reset(), again)
+
+
+def test_native_vec_env_is_one_batched_env():
+    envs = NativeVecEnv(gym.make_vec("SetClassic27-v0", num_envs=4))
+    assert envs.get_attr("action_mode", indices=[1, 2]) == ["key", "key"]
+    assert envs.env_is_wrapped(Monitor) == [False] * 4
+    envs.reset()
+    texts = envs.env_method("query_texts", indices=0)
+    assert len(texts) == 1 and len(texts[0]) == 4  # the batched env's method, called once
+    envs.set_attr("split", "test")
+    assert envs.vector_env.split == "test"
+    with pytest.raises(ValueError, match="indices must be None or all of them"):
+        envs.set_attr("split", "train", indices=[0])
+    envs.set_options([{"query": texts[0][0]}, {}, {}, {}])  # one posed, three missing
+    with pytest.raises(ValueError, match=r"options\['query'\]\[1\]"):
+        envs.reset()
+
+
+def test_sb3_evaluates_a_policy_on_the_native_vec_env(tmp_path, small_agents):
+    model = make_model(tiny(tmp_path, n_envs=2))
+    mean, _ = evaluate_policy(model, model.get_env(), n_eval_episodes=8)
+    assert 0 <= mean <= 1

@@ -1,16 +1,20 @@
 """``python -m train.rl``: reinforcement learning of a scorer with stable-baselines3.
 
     python -m train.rl --env SetUnion27-v0 --algo ppo --agent joint --preset small \\
-        --timesteps 100000 --n-envs 8 --logdir runs --seed 0 [--action-mode key|subset]
+        --timesteps 100000 --n-envs 8 --logdir runs --seed 0 [--action-mode key|subset] \\
+        [--vec-env native|dummy]
 
 The policy is ``agents.sb3.ScorerPolicy``: the scorer's logits are the action logits. Every
 step of an env is a whole episode (one query, one answer), so the defaults are short
-rollouts and a few epochs over small minibatches, and the discount is irrelevant.
+rollouts and a few epochs over small minibatches, and the discount is irrelevant. The envs
+are the library's batched ``SetVectorEnv`` through ``train.vec_env.NativeVecEnv`` (or SB3's
+``DummyVecEnv`` with ``--vec-env dummy``).
 
 The run directory (SB3's ``tensorboard_log`` layout: ``<logdir>/<run name>_1``) holds SB3's
 TensorBoard scalars (``rollout/ep_rew_mean``, ``train/...``) and ours (``eval/kl``,
-``eval/topk_overlap``, ``eval/entropy_bits``, from the evaluation harness every
-``--eval-every`` timesteps and at the end), ``checkpoint.pt`` in the supervised runs'
+``eval/topk_overlap``, ``eval/entropy_bits``, from the evaluation harness after the first
+update at least ``--eval-every`` timesteps past the last evaluation, and at the end: SB3's
+``EveryNTimesteps``), ``checkpoint.pt`` in the supervised runs'
 format (so ``python -m eval`` and the report read it) and SB3's ``sb3_model.zip``.
 """
 
@@ -22,9 +26,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from stable_baselines3 import A2C, PPO
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EveryNTimesteps
 from stable_baselines3.common.logger import configure
 from tqdm import tqdm
 
@@ -35,7 +37,7 @@ from agents.base import (
     resolve_device,
 )
 from agents.checkpoint import save, scorer_state
-from agents.sb3 import ScorerPolicy
+from agents.sb3 import ALGORITHMS, ScorerPolicy
 from eval import tags
 from eval.harness import score_eval_set, summarize
 from eval.sets import MAX_QUERIES, make_eval_set
@@ -52,10 +54,10 @@ from train.config import (
     parse_given,
     run_name,
 )
+from train.vec_env import VEC_ENVS, make_sb3_vec_env
 
-ALGOS = {"ppo": PPO, "a2c": A2C}
 SB3_MODEL = "sb3_model.zip"
-MAX_ENVS = 4096  # SB3's vec env holds one Python env per query
+MAX_ENVS = 4096  # SB3's rollout buffer and dummy vec env grow with it, one Python env each
 EXAMPLES = [
     "python -m train.rl --env SetUnion27-v0 --algo ppo --agent joint --timesteps 100000",
     "python -m train.rl --env SetClassic27-v0 --algo a2c --agent classifier --action-mode subset",
@@ -77,7 +79,10 @@ class RLConfig:
     timesteps: int = 100_000
     """Env steps in total; each is one query (one episode)."""
     n_envs: int = 8
-    """Envs stepped together (SB3's make_vec_env)."""
+    """Envs stepped together (one query each per step)."""
+    vec_env: str = "native"
+    """native: the library's batched SetVectorEnv, one numpy step for all envs (faster);
+    dummy: SB3's DummyVecEnv of one Python env each (make_vec_env)."""
     logdir: str = "runs"
     """Folder that holds the run directories."""
     seed: int = 0
@@ -100,16 +105,16 @@ class RLConfig:
     ent_coef: float = 0.0
     """Entropy bonus (a positive value keeps the policy spread over the keys longer)."""
     eval_every: int = 10_000
-    """Evaluate on the held-out set (and checkpoint) every this many timesteps, and at the end."""
+    """Evaluate on the held-out set (and checkpoint) every this many timesteps (after the first
+    update that many past the last evaluation), and at the end."""
     eval_queries: int = 1024
     """Size of the fixed held-out evaluation set (test split, size-weighted)."""
     device: str = "cpu"
     """cpu, cuda or cuda:N."""
 
     def validate(self) -> None:
-        check_choices(
-            self, {"algo": tuple(ALGOS), "action_mode": ACTION_MODES, "tokens": TOKEN_MODES}
-        )
+        choices = {"algo": tuple(ALGORITHMS), "vec_env": VEC_ENVS}
+        check_choices(self, choices | {"action_mode": ACTION_MODES, "tokens": TOKEN_MODES})
         positive = ("timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "eval_every")
         check_at_least_one(self, positive + ("eval_queries",))
         check_at_most(self, {"n_envs": MAX_ENVS, "eval_queries": MAX_QUERIES})
@@ -134,10 +139,24 @@ class RLConfig:
         return run_name(self.env, self.agent, self.dim, self.algo, self.seed)
 
 
-class EvalCheckpointCallback(BaseCallback):
-    """Evaluates the policy's scorer through the harness every ``config.eval_every``
-    timesteps and at the end, logs ``eval/*`` into SB3's TensorBoard run and writes
-    ``checkpoint.pt``; also draws the progress bar."""
+class EveryNTimestepsAfterUpdate(EveryNTimesteps):
+    """SB3's ``EveryNTimesteps``, checked between an update and the next rollout rather than
+    mid-rollout (where the weights are a rollout behind ``num_timesteps``), and triggered
+    once more when training ends."""
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:
+        super()._on_step()
+
+    def _on_training_end(self) -> None:
+        self._on_event()
+
+
+class EvaluateAndCheckpoint(BaseCallback):
+    """Each call evaluates the policy's scorer through the harness on the held-out set, logs
+    ``eval/*`` into SB3's TensorBoard run and writes ``checkpoint.pt``."""
 
     def __init__(self, config: RLConfig):
         super().__init__()
@@ -145,40 +164,14 @@ class EvalCheckpointCallback(BaseCallback):
         self.eval_set = make_eval_set(
             config.env, config.eval_queries, 0, env_kwargs=config.env_kwargs
         )
-        self.next_eval = config.eval_every
         self.metrics: dict[str, float] = {}
 
-    def _on_training_start(self) -> None:
-        self.run_dir = Path(self.logger.get_dir())
-        self.progress = tqdm(
-            total=self.locals["total_timesteps"],
-            desc=self.run_dir.name,
-            unit="step",
-            file=sys.stderr,
-            dynamic_ncols=True,
-        )
-
     def _on_step(self) -> bool:
-        self.progress.update(self.training_env.num_envs)
-        return True
-
-    def _on_rollout_start(self) -> None:
-        # Between an update and the next rollout: the weights are those of num_timesteps.
-        if self.num_timesteps >= self.next_eval:
-            self.next_eval += self.config.eval_every
-            self._evaluate()
-
-    def _on_training_end(self) -> None:
-        self._evaluate()
-        self.progress.close()
-
-    def _evaluate(self) -> None:
         scorer = self.model.policy.scorer
         self.metrics = summarize(score_eval_set(scorer, self.eval_set))
         for name, value in self.metrics.items():
             self.logger.record(tags.EVAL[name], value)
         self.logger.dump(self.num_timesteps)  # SB3 would dump them a rollout later
-        self.progress.set_postfix(kl=f"{self.metrics['kl']:.4f}")
         config = self.config
         state = scorer_state(scorer, config.env, config.env_kwargs, config.agent_module)
         state.update(
@@ -187,15 +180,51 @@ class EvalCheckpointCallback(BaseCallback):
             rl_config=dataclasses.asdict(config),
             metrics=self.metrics,
         )
-        save(state, self.run_dir)
+        save(state, Path(self.logger.get_dir()))
+        return True
+
+
+class ProgressBar(BaseCallback):
+    """A bar of the timesteps on stderr, named after the run, with the last evaluation's KL.
+    Not SB3's ``progress_bar=True``: that needs ``rich`` and draws on stdout, where
+    ``python -m train.rl`` prints its JSON."""
+
+    def __init__(self, evaluation: EvaluateAndCheckpoint):
+        super().__init__()
+        self.evaluation = evaluation
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(
+            total=self.locals["total_timesteps"] - self.model.num_timesteps,
+            desc=Path(self.logger.get_dir()).name,
+            unit="step",
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_rollout_start(self) -> None:
+        self._show_kl()
+
+    def _on_training_end(self) -> None:
+        self._show_kl()
+        self.bar.close()
+
+    def _show_kl(self) -> None:
+        if self.evaluation.metrics:
+            self.bar.set_postfix(kl=f"{self.evaluation.metrics['kl']:.4f}")
 
 
 def make_model(config: RLConfig):
-    """The SB3 algorithm with a ScorerPolicy on SB3's vec env of ``config.env``, logging into
-    a new run folder of its own (SB3's layout, ``<logdir>/<run name>_1``)."""
+    """The SB3 algorithm with a ScorerPolicy on ``config.vec_env``'s vec env of
+    ``config.env``, logging into a new run folder of its own (SB3's layout,
+    ``<logdir>/<run name>_1``)."""
     make_env(config.env, **config.env_kwargs).close()  # a bad id or kwarg: a ValueError
-    envs = make_vec_env(
-        config.env, n_envs=config.n_envs, seed=config.seed, env_kwargs=config.env_kwargs
+    envs = make_sb3_vec_env(
+        config.env, config.n_envs, config.seed, config.env_kwargs, config.vec_env
     )
     policy_kwargs = {
         "agent": config.agent,
@@ -209,7 +238,7 @@ def make_model(config: RLConfig):
     if config.algo == "ppo":
         algo_kwargs.update(batch_size=config.batch_size, n_epochs=config.n_epochs)
     try:
-        model = ALGOS[config.algo](
+        model = ALGORITHMS[config.algo](
             ScorerPolicy,
             envs,
             learning_rate=config.lr,
@@ -238,18 +267,21 @@ def train_rl(config: RLConfig | None = None, **overrides) -> dict:
     if config.agent_module:
         import_agent_module(config.agent_module)
     model = make_model(config)
-    callback = EvalCheckpointCallback(config)
-    model.learn(config.timesteps, callback=callback)
+    evaluation = EvaluateAndCheckpoint(config)
+    evaluate_every = EveryNTimestepsAfterUpdate(config.eval_every, evaluation)
+    model.learn(config.timesteps, callback=CallbackList([evaluate_every, ProgressBar(evaluation)]))
+    run_dir = Path(model.logger.get_dir())
     try:
-        model.save(callback.run_dir / SB3_MODEL)
+        model.save(run_dir / SB3_MODEL)
     except OSError as error:
-        raise ValueError(f"cannot write {callback.run_dir / SB3_MODEL}: {error}") from None
-    rewards = [episode["r"] for episode in model.ep_info_buffer]
+        raise ValueError(f"cannot write {run_dir / SB3_MODEL}: {error}") from None
+    # float(): VecMonitor's episode rewards are numpy float32s, which JSON cannot write
+    rewards = [float(episode["r"]) for episode in model.ep_info_buffer]
     return {
-        "run_dir": str(callback.run_dir),
+        "run_dir": str(run_dir),
         "timesteps": model.num_timesteps,
         "mean_reward": sum(rewards) / len(rewards) if rewards else None,
-        **callback.metrics,
+        **evaluation.metrics,
     }
 
 

@@ -253,6 +253,25 @@ def resumed_config(config: TrainConfig, given: set[str], state: dict) -> TrainCo
     return resumed
 
 
+def settle_config(config: TrainConfig, given: set[str]) -> tuple[TrainConfig, dict | None]:
+    """The run's validated config, and on resume the checkpoint, read once: the resumed run's
+    settings merged with the ``given`` fields it may change. Imports the agent module first
+    (the given one, else the one the checkpoint records)."""
+    config = dataclasses.replace(config, env=canonical_env_id(config.env))
+    if config.agent_module:
+        import_agent_module(config.agent_module)
+    checkpoint = None
+    if config.resume:
+        checkpoint = load(config.resume)
+        config = dataclasses.replace(config, resume=str(run_folder(config.resume)))
+        given_module = config.agent_module
+        config = resumed_config(config, given, checkpoint)
+        if config.agent_module and config.agent_module != given_module:
+            import_agent_module(config.agent_module, recorded=True)
+    config.validate()
+    return config, checkpoint
+
+
 class Trainer:
     """One run: ``Trainer(config).run()`` returns the final metrics and the run directory.
 
@@ -260,8 +279,20 @@ class Trainer:
     differ from the defaults. Only they may override a resumed run's settings."""
 
     def __init__(self, config: TrainConfig, given: set[str] | None = None):
-        self.resumed = None
-        self.config = self._settle_config(config, given_fields(config) if given is None else given)
+        # The set-up in the order each step needs the ones before it (nanoGPT's train.py):
+        # the run folder last, so that a run that fails to start leaves none.
+        given = given_fields(config) if given is None else given
+        self.config, checkpoint = settle_config(config, given)
+        self._set_up_process()
+        self._set_up_data()
+        self._set_up_model(checkpoint)
+        self._set_up_optimiser()
+        self._resume(checkpoint)
+        self.model = self._wrap_model()
+        self.run_dir = self._run_dir()
+
+    def _set_up_process(self) -> None:
+        """This process's rank, device, share of the batch, seed and matmul precision."""
         config = self.config
         self.distributed = Distributed(config.device)
         self.device = training_device(config, self.distributed)
@@ -270,12 +301,14 @@ class Trainer:
         if self.device.type == "cuda":  # fp32 is exact; the others may round matmuls
             torch.backends.cuda.matmul.allow_tf32 = config.precision != "fp32"
             torch.backends.cudnn.allow_tf32 = config.precision != "fp32"
-        self._build_env_and_scorer()
-        self._build_optimisation()
-        self.step, self.saved_step = 0, None
-        if self.resumed is not None:
-            self._restore(self.resumed)
-        self.model = self._wrap_model()
+
+    def _set_up_data(self) -> None:
+        """The env, its curriculum (the training stream is opened by ``run``) and the fixed
+        evaluation set."""
+        config = self.config
+        self.env_kwargs = {"tokens": config.tokens}
+        self.env = make_env(config.env, **self.env_kwargs)
+        self.curriculum = Curriculum(self.env.unwrapped.game, config.curriculum)
         self.eval_set = make_eval_set(
             config.env,
             config.eval_queries,
@@ -284,34 +317,18 @@ class Trainer:
             self.env_kwargs,
             split=config.eval_split,
         )
-        self.run_dir = self._run_dir()  # last: a run that fails to start leaves no folder
 
-    def _settle_config(self, config: TrainConfig, given: set[str]) -> TrainConfig:
-        """Validate; on resume, read the checkpoint (once) and merge its settings."""
-        config = dataclasses.replace(config, env=canonical_env_id(config.env))
-        if config.agent_module:
-            import_agent_module(config.agent_module)
-        if config.resume:
-            self.resumed = load(config.resume)
-            config = dataclasses.replace(config, resume=str(run_folder(config.resume)))
-            given_module = config.agent_module
-            config = resumed_config(config, given, self.resumed)
-            if config.agent_module and config.agent_module != given_module:
-                import_agent_module(config.agent_module, recorded=True)
-        config.validate()
-        return config
-
-    def _build_env_and_scorer(self) -> None:
+    def _set_up_model(self, checkpoint: dict | None) -> None:
+        """The scorer on its device (a resumed run's as its checkpoint describes it) and the
+        objective it trains with."""
         config = self.config
-        self.env_kwargs = {"tokens": config.tokens}
-        self.env = make_env(config.env, **self.env_kwargs)
-        self.curriculum = Curriculum(self.env.unwrapped.game, config.curriculum)
-        self.scorer = build_scorer(config, self.env, self.resumed).to(self.device)
+        self.scorer = build_scorer(config, self.env, checkpoint).to(self.device)
         _check_objective(self.scorer, config.objective)
         self.dim = getattr(getattr(self.scorer, "config", None), "dim", None)
         self.objective = make_objective(config.objective, config.mask_duplicates)
 
-    def _build_optimisation(self) -> None:
+    def _set_up_optimiser(self) -> None:
+        """AdamW, its learning-rate schedule, and fp16's GradScaler (a no-op otherwise)."""
         config = self.config
         self.optimizer = torch.optim.AdamW(
             parameter_groups(self.scorer, config.weight_decay),
@@ -331,16 +348,34 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
 
-    def _run_dir(self) -> Path:
-        config = self.config
-        if config.resume:
-            return Path(config.resume)
-        name = run_name(config.env, config.agent, self.dim, config.objective, config.seed)
-        if not self.distributed.main:
-            return Path(config.logdir) / name  # only rank 0 writes
-        return create_run_dir(config.logdir, name)
+    def _resume(self, checkpoint: dict | None) -> None:
+        """Start at step 0, or where ``checkpoint`` left off: its weights, optimiser, schedule,
+        scaler and generators. Only its metrics are kept (a finished run returns them)."""
+        self.step, self.saved_step, self.resumed_metrics = 0, None, {}
+        if checkpoint is None:
+            return
+        if checkpoint["agent"] != self.scorer.name:
+            raise ValueError(
+                f"checkpoint holds agent {checkpoint['agent']!r}, not {self.scorer.name!r}"
+            )
+        try:
+            self.scorer.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+            self.scaler.load_state_dict(checkpoint["scaler"])
+            restore_rng_states(checkpoint["rng"])
+            self.step = self.saved_step = checkpoint["step"]
+        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+            detail = str(error).strip().splitlines()[-1][:200]
+            raise ValueError(
+                f"checkpoint {self.config.resume} cannot be resumed ({type(error).__name__}: "
+                f"{detail})"
+            ) from None
+        self.resumed_metrics = checkpoint.get("metrics") or {}
 
     def _wrap_model(self) -> torch.nn.Module:
+        """The scorer as the training steps call it: compiled if asked, in DDP under torchrun
+        (both share the scorer's parameters, which the checkpoints save)."""
         model = self.scorer
         if self.config.compile:
             model = torch.compile(model)
@@ -349,22 +384,15 @@ class Trainer:
             model = torch.nn.parallel.DistributedDataParallel(model, device_ids)
         return model
 
-    def _restore(self, state: dict) -> None:
-        if state["agent"] != self.scorer.name:
-            raise ValueError(f"checkpoint holds agent {state['agent']!r}, not {self.scorer.name!r}")
-        try:
-            self.scorer.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            self.scaler.load_state_dict(state["scaler"])
-            restore_rng_states(state["rng"])
-            self.step = self.saved_step = state["step"]
-        except (KeyError, RuntimeError, ValueError, TypeError) as error:
-            detail = str(error).strip().splitlines()[-1][:200]
-            raise ValueError(
-                f"checkpoint {self.config.resume} cannot be resumed ({type(error).__name__}: "
-                f"{detail})"
-            ) from None
+    def _run_dir(self) -> Path:
+        """The run's folder: the resumed one, or a new one under ``logdir`` (rank 0 creates it)."""
+        config = self.config
+        if config.resume:
+            return Path(config.resume)
+        name = run_name(config.env, config.agent, self.dim, config.objective, config.seed)
+        if not self.distributed.main:
+            return Path(config.logdir) / name  # only rank 0 writes
+        return create_run_dir(config.logdir, name)
 
     def _checkpoint(self, metrics: dict | None) -> None:
         state = scorer_state(
@@ -400,8 +428,12 @@ class Trainer:
         config, main = self.config, self.distributed.main
         if self.step >= config.steps:  # a resumed run that is already complete
             self.distributed.close()
-            metrics = (self.resumed or {}).get("metrics") or {}
-            return {"run_dir": str(self.run_dir), "step": self.step, "losses": [], **metrics}
+            return {
+                "run_dir": str(self.run_dir),
+                "step": self.step,
+                "losses": [],
+                **self.resumed_metrics,
+            }
         writer = self._open_writer() if main else None
         stream = self.stream()
         progress = tqdm(

@@ -14,7 +14,7 @@ from user_scorer import BagScorer
 
 import agents
 from agents.base import make_env
-from agents.checkpoint import CHECKPOINT, load, load_scorer
+from agents.checkpoint import CHECKPOINT, load, load_scorer, save
 from set_env.vocab import PAD
 from train.__main__ import main as cli
 from train.config import TrainConfig
@@ -94,6 +94,34 @@ def test_checkpoint_carries_the_scorer(tmp_path):
     scorer, _ = load_scorer(Path(result["run_dir"]) / CHECKPOINT)
     tokens = torch.zeros(2, scorer.spec.max_len, dtype=torch.long)
     assert scorer(tokens).shape == (2, 27)
+
+
+ADAM_FIELDS = ("adam_beta1", "adam_beta2", "adam_eps")
+
+
+def test_adams_settings_are_flags_recorded_with_the_run(tmp_path, capsys):
+    cli(
+        ["--env", "SetWildcard27-v0", "--agent", "classifier", "--objective", "ce"]
+        + ["--steps", "1", "--eval-queries", "64", "--logdir", str(tmp_path)]
+        + ["--adam-beta1", "0.8", "--adam-beta2", "0.95", "--adam-eps", "1e-8"]
+    )
+    run_dir = Path(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run_dir"])
+    recorded = json.loads((run_dir / "config.json").read_text())
+    assert [recorded[name] for name in ADAM_FIELDS] == [0.8, 0.95, 1e-8]
+    assert [load(run_dir)["train_config"][name] for name in ADAM_FIELDS] == [0.8, 0.95, 1e-8]
+    (group, *_) = load(run_dir)["optimizer"]["param_groups"]
+    assert group["betas"] == (0.8, 0.95) and group["eps"] == 1e-8
+
+
+def test_a_run_saved_before_adams_settings_were_fields_resumes_with_the_defaults(tmp_path):
+    result = train(tiny_config(tmp_path, steps=2, eval_every=2))
+    state = load(result["run_dir"])
+    for name in ADAM_FIELDS:
+        del state["train_config"][name]
+    save(state, result["run_dir"])
+    trainer = Trainer(tiny_config(tmp_path, steps=4, resume=result["run_dir"]))
+    assert [getattr(trainer.config, name) for name in ADAM_FIELDS] == [0.9, 0.98, 1e-6]
+    assert trainer.run()["step"] == 4
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
@@ -184,6 +212,9 @@ def test_custom_agent_through_python_and_cli(tmp_path, capsys):
         (["--resume", "/nonexistent/run"], "no checkpoint"),
         (["--curriculum", "-1"], "curriculum must be an integer >= 0"),
         (["--env", "SetClassic27-v0", "--curriculum", "9"], "union and symdiff games"),
+        (["--adam-beta2", "1"], "adam_beta2 must be in [0, 1)"),
+        (["--adam-beta1", "-0.1"], "adam_beta1 must be a finite number >= 0"),
+        (["--adam-eps", "0"], "adam_eps must be a finite number > 0"),
     ],
 )
 def test_cli_bad_input_is_a_one_line_error(tmp_path, capsys, arguments, message):

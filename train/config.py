@@ -86,6 +86,12 @@ class TrainConfig:
     weight_decay: float = 0.0
     """AdamW's (decoupled) weight decay, on weight matrices and embeddings only (not on
     biases, LayerNorm gains, the key bias or a temperature)."""
+    adam_beta1: float = 0.9
+    """AdamW's decay rate of the gradient's running mean."""
+    adam_beta2: float = 0.98
+    """AdamW's decay rate of the squared gradient's running mean (the transformer's 0.98)."""
+    adam_eps: float = 1e-6
+    """AdamW's term added to the denominator, for numerical stability."""
     grad_clip: float = 1.0
     """Clip the gradient norm to this (0: no clipping)."""
     mask_duplicates: bool = False
@@ -125,7 +131,12 @@ class TrainConfig:
             raise ValueError("give dim once: as --dim or in agent_config, not both")
         if self.dim is not None and (not is_int(self.dim) or self.dim <= 0):
             raise ValueError(f"dim must be a positive integer, got {self.dim!r}")
-        check_finite(self, positive=("lr",), non_negative=("grad_clip", "weight_decay"))
+        check_finite(
+            self,
+            positive=("lr", "adam_eps"),
+            non_negative=("grad_clip", "weight_decay", "adam_beta1", "adam_beta2"),
+        )
+        check_below_one(self, ("adam_beta1", "adam_beta2"))
         if self.objective == "infonce" and self.batch_size < 2:
             raise ValueError("infonce needs batch_size >= 2 (it contrasts the batch's keys)")
 
@@ -139,6 +150,13 @@ def check_lr_decay(config: TrainConfig) -> None:
     check_at_least_one(config, ("lr_decay_every",))
     if config.lr_decay_until is not None:
         check_at_least_one(config, ("lr_decay_until",))
+
+
+def check_below_one(config, names) -> None:
+    """ValueError for the first of the named fields of ``config`` not below 1 (a decay rate)."""
+    for name in names:
+        if getattr(config, name) >= 1:
+            raise ValueError(f"{name} must be in [0, 1), got {getattr(config, name)!r}")
 
 
 def check_choices(config, choices: dict[str, tuple]) -> None:

@@ -136,9 +136,18 @@ def study_schedule(
 
 # The paper preset: the study's code (Chucooleg/Contrastive-Learning-Benchmarking,
 # SecondPass-CardGame-experiments, branches final_*), README "Reproducing the study exactly".
-# Adam without weight decay or clipping in fp32, batch 1024; its encoder options are the
-# agents' paper presets, plus, for the pair games, a causal encoder read at an EOS position.
-_STUDY = {"batch_size": 1024, "weight_decay": 0.0, "grad_clip": 0.0, "precision": "fp32"}
+# Adam (betas 0.9, 0.98, eps 1e-6) without weight decay or clipping in fp32, batch 1024; its
+# encoder options are the agents' paper presets, plus, for the pair games, a causal encoder
+# read at an EOS position.
+_STUDY = {
+    "batch_size": 1024,
+    "weight_decay": 0.0,
+    "grad_clip": 0.0,
+    "precision": "fp32",
+    "adam_beta1": 0.9,
+    "adam_beta2": 0.98,
+    "adam_eps": 1e-6,
+}
 _STUDY_PAIRS = {**_STUDY, **study_schedule(36000), "agent_config": "causal=true,readout=last"}
 # Its schedules imply at least 80,000 steps on 27 cards (the step decay runs to 80,000)
 # and 108,000 on 81 (the warm-up).

@@ -333,8 +333,8 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             parameter_groups(self.scorer, config.weight_decay),
             lr=config.lr,
-            betas=(0.9, 0.98),
-            eps=1e-6,
+            betas=(config.adam_beta1, config.adam_beta2),
+            eps=config.adam_eps,
             weight_decay=config.weight_decay,
         )
         factor = lr_factor(

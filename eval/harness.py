@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 
 import numpy as np
 import torch
 
 from agents.base import ScorerSpec, canonical_env_id, scorer_config
+from agents.precision import autocast
 from eval.metrics import METRICS
 from eval.sets import EvalSet, make_eval_set
 
@@ -28,11 +28,8 @@ def score_eval_set(
     device = next(scorer.parameters()).device
     was_training = scorer.training
     scorer.eval()
-    autocast = (
-        torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()
-    )
     try:
-        with autocast:
+        with autocast(device, autocast_dtype):
             return _per_query(lambda tokens: scorer(tokens.to(device)), eval_set, batch_size)
     finally:
         scorer.train(was_training)

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agents.base import parse_overrides
+from agents.precision import AUTOCAST_DTYPES
 from eval.sets import MAX_QUERIES, SPLITS
 from set_env.checks import check_seed, excerpt, is_int
 from set_env.cli import make_parser
 from set_env.vocab import TOKEN_MODES
 
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+PRECISIONS = tuple(AUTOCAST_DTYPES)
 SCHEDULES = ("noam", "cosine")
 OBJECTIVES = ("infonce", "ce", "soft-ce")
 MAX_BATCH_SIZE = 1 << 16  # queries per step and process; more would not fit in memory

@@ -8,7 +8,6 @@ import math
 import os
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import gymnasium as gym
@@ -35,6 +34,7 @@ from agents.checkpoint import (
     scorer_state,
     write_json_atomic,
 )
+from agents.precision import AUTOCAST_DTYPES, autocast
 from eval import tags
 from eval.harness import score_eval_set, summarize
 from eval.sets import make_eval_set
@@ -42,8 +42,6 @@ from set_env.checks import excerpt
 from train.config import TrainConfig, create_run_dir, run_name
 from train.data import Curriculum, QueryStream
 from train.objectives import make_objective
-
-AUTOCAST_DTYPES = {"fp32": None, "tf32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NonFiniteLoss(RuntimeError):
@@ -494,13 +492,7 @@ class Trainer:
         """One update; returns (loss, gradient norm) as a (2,) tensor on the device, unread:
         reading it would make the host wait for the device every step."""
         config = self.config
-        autocast_dtype = AUTOCAST_DTYPES[config.precision]
-        autocast = (
-            torch.autocast(self.device.type, dtype=autocast_dtype)
-            if autocast_dtype
-            else nullcontext()
-        )
-        with autocast:
+        with autocast(self.device, AUTOCAST_DTYPES[config.precision]):
             logits = self.model(batch.tokens)  # (B, n_keys)
         keys, positives = batch.keys, batch.positives
         if config.objective == "infonce" and self.distributed.world > 1:

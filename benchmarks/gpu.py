@@ -160,7 +160,7 @@ def project_sweep(rows: list[dict]) -> dict:
         key = (row["env"], row["agent"], row["dim"])
         best[key] = max(best.get(key, 0.0), row["examples_per_s"])
     seconds, runs = 0.0, grid("paper", GAMES, (), AGENTS, None)
-    for run in runs:
+    for run in (run.config for run in runs):
         env = "SetShatter27-v0" if run.env == "SetShatter27-v0" else "SetUnion27-v0"
         dim = None if run.dim is None else (27 if run.dim <= 81 else 512)
         rate = best.get((env, run.agent, dim))
@@ -168,8 +168,7 @@ def project_sweep(rows: list[dict]) -> dict:
             continue
         if run.env == "SetUnion81-v0" and run.agent == "joint":
             rate /= 3
-        batch = int(dict(run.options).get("batch_size", 1024))
-        seconds += run.steps * batch / rate
+        seconds += run.steps * run.batch_size / rate
     return {"hours": seconds / 3600, "runs": len(runs)}
 
 

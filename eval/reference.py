@@ -6,8 +6,12 @@ union results, and its mean prediction entropies on 27-card union; and (``NOTEBO
 the study's own notebook evaluations of its 27-card union checkpoints.
 """
 
+from set_env import GAME_IDS
+
 SOURCE = "Breaking Contrastive Models with the SET Card Game (2021)"
-GAMES = ("Classic", "Wildcard", "Union", "SymDiff", "Shatter")
+# The study's five games by their display names (set_env.GAME_IDS), in its table's order;
+# the shared game is this library's own.
+GAMES = tuple(name for game, name in GAME_IDS.items() if game != "shared")
 
 # log2 of the number of distinct answer subsets of each 27-card game, as the study counted.
 LOG2_SUBSETS = {"Classic": 4.75, "Wildcard": 6.0, "Union": 21.40, "SymDiff": 22.66, "Shatter": 27.0}

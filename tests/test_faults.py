@@ -253,7 +253,7 @@ def test_the_sweep_and_the_report_skip_damaged_run_folders(tmp_path, capsys):
 
 
 def test_a_run_another_sweep_is_training_is_skipped(tmp_path, capsys):
-    run = Run("SetShatter27-v0", "classifier", None, 2, "small", "soft-ce")
+    run = Run(TrainConfig(env="SetShatter27-v0", agent="classifier", objective="soft-ce"))
     held = try_lock(tmp_path, run)
     assert held is not None and try_lock(tmp_path, run) is None
     assert start(run, tmp_path, dict(os.environ)) is None
@@ -265,8 +265,9 @@ def test_a_run_another_sweep_is_training_is_skipped(tmp_path, capsys):
 
 
 def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in path.read_text().split()] if path.exists() else []
+    """The children of every thread of ``pid`` (the sweep starts its runs from pool threads)."""
+    files = Path(f"/proc/{pid}/task").glob("*/children")
+    return [int(child) for path in files for child in path.read_text().split()]
 
 
 def alive(pid: int) -> bool:
@@ -290,7 +291,7 @@ def test_killing_a_sweep_ends_its_training_and_frees_the_run(tmp_path):
     while not list(tmp_path.glob("*/config.json")) and time.monotonic() < deadline:
         time.sleep(0.2)
     (child,) = children(sweep.pid)
-    run = Run("SetShatter27-v0", "classifier", None, 100000, "small", "soft-ce")
+    run = Run(TrainConfig(env="SetShatter27-v0", agent="classifier", objective="soft-ce"))
     assert try_lock(tmp_path, run) is None  # the training holds its run's lock
     os.kill(sweep.pid, signal.SIGKILL)
     sweep.wait()

@@ -1,11 +1,13 @@
 """The sweep: the grid, filtering, commands, and resuming after a killed run."""
 
+import dataclasses
+
 import pytest
 
 from agents.checkpoint import load
 from train import train
 from train.__main__ import build_parser
-from train.config import TrainConfig
+from train.config import TrainConfig, config_to_argv, parse_given
 from train.sweep import AGENTS, GAMES, PRESETS, QUICK_RECIPES, grid
 from train.sweep import main as sweep
 
@@ -13,29 +15,49 @@ from train.sweep import main as sweep
 def test_grid_of_the_presets():
     quick = grid("quick", ("Union", "Shatter"), (), ("contrastive", "joint", "classifier"), None)
     assert len(quick) == 2 * (4 + 2)
-    assert {run.preset for run in quick} == {"small"}
-    assert {run.objective for run in quick} == {"soft-ce"}
-    union_joint = next(r for r in quick if r.env == "SetUnion27-v0" and r.agent == "joint")
-    assert union_joint.steps == 500 and ("tokens", "pair") in union_joint.options
-    shatter = {r.dim: r.steps for r in quick if r.env == "SetShatter27-v0" and r.dim}
+    configs = [run.config for run in quick]
+    assert {config.preset for config in configs} == {"small"}
+    assert {config.objective for config in configs} == {"soft-ce"}
+    union_joint = next(c for c in configs if c.env == "SetUnion27-v0" and c.agent == "joint")
+    assert union_joint.steps == 500 and union_joint.tokens == "pair"
+    shatter = {c.dim: c.steps for c in configs if c.env == "SetShatter27-v0" and c.dim}
     assert shatter == {4: 1500, 8: 1500, 16: 1500, 27: 600}  # per-dim overrides
     paper = grid("paper", ("Classic", "Union"), (), ("contrastive", "joint"), None)
-    union81 = [run for run in paper if run.env == "SetUnion81-v0"]
-    assert sorted(run.dim for run in union81 if run.dim) == [16, 24, 32, 64, 81, 128, 512]
+    union81 = [run.config for run in paper if run.config.env == "SetUnion81-v0"]
+    assert sorted(config.dim for config in union81 if config.dim) == [16, 24, 32, 64, 81, 128, 512]
     assert len(paper) == 2 * (7 + 1) + (7 + 1)
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
-def test_every_run_of_every_preset_is_a_valid_training_command(tmp_path, preset):
-    """The recipes' settings are TrainConfig fields with values it accepts."""
+def test_every_run_of_every_preset_is_its_config_as_a_training_command(tmp_path, preset):
+    """The recipes' settings are TrainConfig fields with values it accepts, and each run's
+    command parses back to its config."""
     parser = build_parser()
     for run in grid(preset, GAMES, (), AGENTS, None):
-        given = {
-            k: v
-            for k, v in vars(parser.parse_args(run.arguments(tmp_path))).items()
-            if v is not None
-        }
-        TrainConfig(**given).validate()
+        given = parse_given(parser, run.arguments(tmp_path))
+        assert TrainConfig(**given) == dataclasses.replace(run.config, logdir=str(tmp_path))
+
+
+def test_config_to_argv_is_the_inverse_of_the_parser():
+    every_field = TrainConfig(
+        **{"env": "SetShatter27-v0", "agent": "joint", "dim": 8, "objective": "ce"},
+        **{"preset": "paper", "agent_config": "causal=true,readout=last", "steps": 7},
+        **{"batch_size": 32, "precision": "bf16", "device": "cuda:1", "logdir": "out"},
+        **{"seed": 3, "agent_module": "my_pkg.agents", "resume": "out/run", "eval_every": 2},
+        **{"eval_queries": 9, "eval_distribution": "uniform", "eval_split": "all"},
+        **{"train_distribution": "uniform", "lr": 2e-3, "warmup": 5, "schedule": "noam"},
+        **{"lr_decay": 0.9, "lr_decay_every": 3, "lr_decay_until": 40, "weight_decay": 0.1},
+        **{"adam_beta1": 0.8, "adam_beta2": 0.95, "adam_eps": 1e-8, "grad_clip": 0.5},
+        **{"mask_duplicates": True, "tokens": "pair", "compile": True, "log_every": 4},
+        curriculum=6,
+    )
+    default = TrainConfig()
+    assert all(
+        getattr(every_field, field.name) != getattr(default, field.name)
+        for field in dataclasses.fields(TrainConfig)
+    ), "a field left at its default: set it here too"
+    for config in (every_field, default):
+        assert TrainConfig(**parse_given(build_parser(), config_to_argv(config))) == config
 
 
 def test_filters_and_dry_run_print_each_command(tmp_path, capsys):

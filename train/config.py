@@ -10,6 +10,7 @@ import itertools
 import math
 import time
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -261,6 +262,27 @@ def argument_parser(
         kind = next(t for t in typing.get_args(hints[field.name]) or (hints[field.name],))
         parser.add_argument(flag, type=kind, default=field.default, help=help_text)
     return parser
+
+
+def config_to_argv(config: TrainConfig, first: Iterable[str] = ()) -> list[str]:
+    """The arguments that ``python -m train`` parses back to ``config``: a flag for each field
+    named in ``first``, in that order, then for each other field that differs from its
+    default. A field that is None or False is left out: no flag parses to it, and it is its
+    field's default."""
+    default = TrainConfig()
+    changed = [
+        field.name
+        for field in dataclasses.fields(TrainConfig)
+        if getattr(config, field.name) != getattr(default, field.name)
+    ]
+    argv = []
+    for name in dict.fromkeys([*first, *changed]):
+        value = getattr(config, name)
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    return argv
 
 
 def parse_given(parser: argparse.ArgumentParser, argv=None) -> dict:

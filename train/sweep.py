@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
 import fcntl
 import json
 import os
@@ -25,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,11 +34,14 @@ from tqdm import tqdm
 
 from agents.base import make_config, make_env, scorer_class
 from agents.checkpoint import METADATA, read_metadata
+from eval import reference
+from set_env import GAME_IDS, env_id
 from set_env.checks import excerpt
 from set_env.cli import make_parser
-from train.config import TrainConfig
+from train.config import TrainConfig, config_to_argv
 
-GAMES = ("Classic", "Wildcard", "Union", "SymDiff", "Shatter")
+GAMES = reference.GAMES
+GAME_KEYS = {name: key for key, name in GAME_IDS.items()}  # "SymDiff" -> "symdiff"
 AGENTS = ("contrastive", "joint", "classifier")
 
 
@@ -216,52 +221,46 @@ PRESETS = {
 }
 
 
+# The fields that tell one run of a sweep from another, and those every command states.
+IDENTITY = ("env", "agent", "dim", "seed", "objective", "preset")
+STATED = ("env", "agent", "objective", "preset", "steps", "seed", "logdir")
+
+
 @dataclass(frozen=True)
 class Run:
-    env: str
-    agent: str
-    dim: int | None
-    steps: int
-    preset: str
-    objective: str
-    options: tuple[tuple[str, str], ...] = ()
-    seed: int = 0
+    """One run of a sweep: its config, and the fields its recipe set, which its command
+    states even where they equal the defaults (the command shows the recipe)."""
 
-    def arguments(self, out: Path) -> list[str]:
-        arguments = [
-            "--env",
-            self.env,
-            "--agent",
-            self.agent,
-            "--objective",
-            self.objective,
-            "--preset",
-            self.preset,
-            "--steps",
-            str(self.steps),
-            "--seed",
-            str(self.seed),
-            "--logdir",
-            str(out),
-        ]
-        for name, value in self.options:
-            arguments += ["--" + name.replace("_", "-"), value]
-        return arguments + (["--dim", str(self.dim)] if self.dim is not None else [])
+    config: TrainConfig
+    recipe: tuple[str, ...] = ()
+
+    def arguments(self, out: Path, resume: Path | None = None) -> list[str]:
+        """``python -m train``'s arguments for this run under ``out`` (resuming ``resume``)."""
+        config = dataclasses.replace(
+            self.config, logdir=str(out), resume=None if resume is None else str(resume)
+        )
+        return config_to_argv(config, first=(*STATED, *self.recipe, "dim", "resume"))
 
     @property
     def label(self) -> str:
-        agent = self.agent if self.dim is None else f"{self.agent}-d{self.dim}"
-        return f"{self.env}__{agent}__{self.objective}__{self.preset}__s{self.seed}"
+        config = self.config
+        agent = config.agent if config.dim is None else f"{config.agent}-d{config.dim}"
+        return f"{config.env}__{agent}__{config.objective}__{config.preset}__s{config.seed}"
 
-    def matches(self, config: dict) -> bool:
-        return (
-            config.get("env"),
-            config.get("agent"),
-            config.get("dim"),
-            config.get("seed"),
-            config.get("objective"),
-            config.get("preset"),
-        ) == (self.env, self.agent, self.dim, self.seed, self.objective, self.preset)
+    def matches(self, recorded: dict) -> bool:
+        """Whether a run folder's config.json is this run's."""
+        return all(recorded.get(name) == getattr(self.config, name) for name in IDENTITY)
+
+
+def recipe_config(settings: dict) -> TrainConfig:
+    """The TrainConfig of a recipe's settings; ValueError for a field it lacks or a value it
+    refuses."""
+    try:
+        config = TrainConfig(**settings)
+    except TypeError as error:
+        raise ValueError(f"a recipe sets a field TrainConfig lacks: {error}") from None
+    config.validate()
+    return config
 
 
 def grid(preset: str, games, dims, agents, steps: int | None) -> list[Run]:
@@ -274,20 +273,17 @@ def grid(preset: str, games, dims, agents, steps: int | None) -> list[Run]:
     def add(env: str, env_dims, recipe: Recipe) -> None:
         for agent in agents:
             for dim in env_dims if agent == "contrastive" else (None,):
-                options = recipe.for_run(agent, dim)
-                run_steps = steps or options.pop("steps")
-                options.pop("steps", None)
-                objective = options.pop("objective", settings["objectives"][agent])
-                seed = options.pop("seed", 0)
-                arguments = tuple((name, str(value)) for name, value in options.items())
-                preset = settings["agent_preset"]
-                runs.append(Run(env, agent, dim, run_steps, preset, objective, arguments, seed))
+                run = {"env": env, "agent": agent, "dim": dim, "preset": settings["agent_preset"]}
+                run["objective"] = settings["objectives"][agent]
+                overrides = recipe.for_run(agent, dim)
+                config = recipe_config({**run, **overrides, **({"steps": steps} if steps else {})})
+                runs.append(Run(config, tuple(overrides)))
 
     for game in games:
-        add(f"Set{game}27-v0", dims, settings["recipes"][game])
+        add(env_id(GAME_KEYS[game]), dims, settings["recipes"][game])
     if settings["union81"] and "Union" in games:
         recipes = settings["recipes"]
-        add("SetUnion81-v0", settings["union81"], recipes.get("Union81", recipes["Union"]))
+        add(env_id("union", 81), settings["union81"], recipes.get("Union81", recipes["Union"]))
     return runs
 
 
@@ -324,10 +320,10 @@ def existing_run(runs: list[tuple[Path, dict, int]], run: Run) -> tuple[Path | N
 def command(run: Run, out: Path, runs=None) -> list[str] | None:
     """The command that finishes ``run`` (resuming it if it was cut short), or None."""
     run_dir, step = existing_run(scan_runs(out) if runs is None else runs, run)
-    if step >= run.steps:
+    if step >= run.config.steps:
         return None
-    resume = ["--resume", str(run_dir)] if run_dir is not None and step > 0 else []
-    return [sys.executable, "-m", "train", *run.arguments(out), *resume]
+    resume = run_dir if step > 0 else None
+    return [sys.executable, "-m", "train", *run.arguments(out, resume)]
 
 
 def lock_name(run: Run) -> str:
@@ -504,33 +500,34 @@ def run_all(runs: list[Run], out: Path, jobs: int, done: int) -> int:
     # Share the cores between the runs rather than oversubscribing them.
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
     environment = {"OMP_NUM_THREADS": threads, **os.environ, "SET_SWEEP_PARENT": str(os.getpid())}
-    running: list[Training] = []
-    failures = 0
     queue = sorted(runs, key=relative_cost, reverse=True)  # the longest first: none trails
-    while queue or running:
-        while queue and len(running) < jobs:
-            training = start(queue.pop(0), out, environment)
-            if training is None:
+    failures = 0
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(train_run, run, out, environment) for run in queue]
+        try:
+            for future in as_completed(futures):
+                failures += not future.result()
                 progress.update(1)
-            else:
-                running.append(training)
-        for training in [t for t in running if t.process.poll() is not None]:
-            running.remove(training)
-            failures += not training.finish()
-            progress.update(1)
-        time.sleep(0.2)
+        finally:
+            pool.shutdown(cancel_futures=True)  # an interrupted sweep starts no further run
     progress.close()
     return failures
+
+
+def train_run(run: Run, out: Path, environment: dict) -> bool:
+    """A pool worker's job: train ``run`` in a subprocess until it ends; False if it failed.
+    The subprocess dies with the sweep, through its parent, this worker's thread, which
+    lives while it runs."""
+    training = start(run, out, environment)
+    return True if training is None else training.finish()
 
 
 def relative_cost(run: Run) -> float:
     """A run's expected time, up to a factor: steps x batch x query tokens (what a CPU step
     costs, measured), times about 4 for the joint scorer, which also reads every key."""
-    options = dict(run.options)
-    env = make_env(run.env, tokens=options.get("tokens", "card"))
-    tokens = env.observation_space.shape[0]
-    batch = int(options.get("batch_size", TrainConfig.batch_size))
-    return run.steps * batch * tokens * (4 if run.agent == "joint" else 1)
+    config = run.config
+    tokens = make_env(config.env, tokens=config.tokens).observation_space.shape[0]
+    return config.steps * config.batch_size * tokens * (4 if config.agent == "joint" else 1)
 
 
 def start(run: Run, out: Path, environment: dict) -> Training | None:

@@ -140,3 +140,11 @@ def test_the_sweep_prints_one_line_per_finished_run_and_logs_each(tmp_path, caps
     assert err.count("TensorBoard:") == 1 and "it/s" not in err  # no run's own progress bar
     (log,) = (tmp_path / "logs").iterdir()
     assert "it/s" in log.read_text()
+
+
+def test_list_flags_take_spaces_or_commas(tmp_path, capsys):
+    base = ["--out", str(tmp_path), "--dry-run"]
+    sweep([*base, "--games", "Union,Shatter", "--dims", "4,8", "--agents", "contrastive"])
+    with_commas = capsys.readouterr().out
+    sweep([*base, "--games", "Union", "Shatter", "--dims", "4", "8", "--agents", "contrastive"])
+    assert capsys.readouterr().out == with_commas and with_commas.count("\n") == 4

@@ -355,26 +355,32 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def parse_list(text: str | None, cast=str, allowed=None, name="") -> tuple:
-    """A comma-separated flag as a tuple without repeats (() when not given); ValueError for
-    an empty list or an unknown value."""
-    if text is None:
-        return ()
-    try:
-        values = tuple(
-            dict.fromkeys(cast(part.strip()) for part in text.split(",") if part.strip())
-        )
-    except ValueError:
-        raise ValueError(
-            f"--{name}: expected comma-separated values, got {excerpt(text)}"
-        ) from None
-    if not values:
-        raise ValueError(f"--{name} is empty; leave it out for all, or name some")
-    if allowed is not None:
-        unknown = [v for v in values if v not in allowed]
+class ListFlag(argparse.Action):
+    """``--flag A B`` or ``--flag A,B``: the values as a tuple without repeats, each converted
+    by ``type`` and one of ``choices`` (if given). ValueError (the sweep's one-line error)
+    for an empty list, a value ``type`` refuses, or one not among the choices."""
+
+    def __init__(self, option_strings, dest, type=str, choices=None, **kwargs):
+        # The parts of "A,B" are checked here: argparse would check "A,B" as one value.
+        super().__init__(option_strings, dest, **kwargs)
+        self.element, self.allowed = type, choices
+
+    def __call__(self, parser, namespace, texts, option_string=None):
+        parts = [part.strip() for text in texts for part in text.split(",") if part.strip()]
+        name = self.dest
+        try:
+            values = tuple(dict.fromkeys(self.element(part) for part in parts))
+        except ValueError:
+            raise ValueError(
+                f"--{name}: expected comma-separated values, got {excerpt(' '.join(texts))}"
+            ) from None
+        if not values:
+            raise ValueError(f"--{name} is empty; leave it out for all, or name some")
+        unknown = [v for v in values if self.allowed is not None and v not in self.allowed]
         if unknown:
-            raise ValueError(f"--{name}: unknown {excerpt(unknown)}; allowed: {','.join(allowed)}")
-    return values
+            allowed = ",".join(map(str, self.allowed))
+            raise ValueError(f"--{name}: unknown {excerpt(unknown)}; allowed: {allowed}")
+        setattr(namespace, self.dest, values)
 
 
 def check_dims(dims: tuple, preset: str) -> None:
@@ -405,12 +411,27 @@ def build_parser() -> argparse.ArgumentParser:
         "(make demo); paper: the study's settings",
     )
     parser.add_argument("--out", required=True, type=Path, help="folder of the run directories")
+    lists = {"nargs": "+", "action": ListFlag}
     parser.add_argument(
-        "--games", help=f"comma-separated, of {','.join(GAMES)} (default: all of them)"
+        "--games",
+        **lists,
+        choices=GAMES,
+        metavar="GAME",
+        help=f"of {','.join(GAMES)}, separated by spaces or commas (default: all of them)",
     )
-    parser.add_argument("--dims", help="comma-separated contrastive dims (default: the preset's)")
     parser.add_argument(
-        "--agents", help=f"comma-separated, of {','.join(AGENTS)} (default: all of them)"
+        "--dims",
+        **lists,
+        type=int,
+        metavar="DIM",
+        help="contrastive dims, separated by spaces or commas (default: the preset's)",
+    )
+    parser.add_argument(
+        "--agents",
+        **lists,
+        choices=AGENTS,
+        metavar="AGENT",
+        help=f"of {','.join(AGENTS)}, separated by spaces or commas (default: all of them)",
     )
     parser.add_argument("--steps", type=int, help="steps per run (default: the preset's)")
     parser.add_argument(
@@ -423,12 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        games = parse_list(args.games, allowed=GAMES, name="games") or GAMES
-        agents = parse_list(args.agents, allowed=AGENTS, name="agents") or AGENTS
-        dims = parse_list(args.dims, int, name="dims")
+        args = build_parser().parse_args(argv)  # ListFlag's errors are ValueErrors
+        games, agents, dims = args.games or GAMES, args.agents or AGENTS, args.dims or ()
         check_dims(dims, args.preset)
         if args.jobs < 1 or (args.steps is not None and args.steps < 1):
             raise ValueError("--steps and --jobs must be positive")

@@ -2,13 +2,13 @@
 
 Each game draws candidate queries as rows of card tokens with their packed answers, all in
 vectorised numpy; ``Game.sample`` keeps the candidates that fit the split (and the size
-weighting) until it has ``n``.
+weighting) until it has ``n``, and ``Game.answer_chunks`` keeps their packed answers alone.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
@@ -77,13 +77,13 @@ class QueryBatch:
 
 class Candidates(NamedTuple):
     """Candidate queries: (n, n_words) packed answers, (n,) split hash sums
-    (``vocab.hash_sum`` of their card tokens), and ``card_tokens(keep)``, which gives the
-    card tokens of the candidates a boolean mask keeps: games that can build rows later
+    (``vocab.hash_sum`` of their card tokens), and ``kept_card_tokens(keep)``, which gives
+    the card tokens of the candidates a boolean mask keeps: games that can build rows later
     build only the kept ones."""
 
     answers: np.ndarray
     hash_sums: np.ndarray
-    card_tokens: Callable[[np.ndarray], np.ndarray]
+    kept_card_tokens: Callable[[np.ndarray], np.ndarray]
 
     @classmethod
     def of(cls, card_tokens: np.ndarray, answers: np.ndarray) -> Candidates:
@@ -148,15 +148,10 @@ class Game(ABC):
         ``max_sample(tokens)``: ``MAX_CELLS`` bounds the output, and a larger ``n`` is a
         ``ValueError`` before any work.
         """
-        if not is_int(n) or n < 0:
-            raise ValueError(f"n must be an integer >= 0, got {excerpt(n)}")
-        check_split(split)
+        n = _check_draw(n, rng, split)
         self.max_len(tokens)  # validates the token mode before any work
-        if not isinstance(rng, np.random.Generator):
-            raise ValueError(f"rng must be a numpy.random.Generator, got {excerpt(rng)}")
         if not isinstance(size_weighted, (bool, np.bool_)):
             raise ValueError(f"size_weighted must be a bool, got {excerpt(size_weighted)}")
-        n = int(n)  # a Python int: the cell count below must not overflow int64
         if n > self.max_sample(tokens):
             raise ValueError(
                 f"n={excerpt(n)} queries of {self!r} need n * (max_len + n_keys) = "
@@ -171,25 +166,49 @@ class Game(ABC):
         while have < n or not kept_tokens:
             m = min(chunk, int((n - have) / rate * 1.1) + 32)
             candidates = self._draw(m, rng)
-            sizes = np.einsum("ij->i", np.bitwise_count(candidates.answers).astype(np.int64))
-            keep = sizes > 0
-            if split is not None:
-                keep &= is_test_sum(candidates.hash_sums) == (split == "test")
+            keep, sizes = _fitting(candidates, split)
             if size_weighted:
                 keep &= rng.random(len(sizes)) * self.max_answer_size < sizes
-            kept_tokens.append(candidates.card_tokens(keep))
+            kept_tokens.append(candidates.kept_card_tokens(keep))
             kept_answers.append(candidates.answers[keep])
             kept_sizes.append(sizes[keep])
             kept = int(np.count_nonzero(keep))
             have, drawn, rate = have + kept, drawn + m, max(kept / m, 1e-3)
-            if have == 0 and drawn >= _GIVE_UP:
-                raise ValueError(
-                    f"{self!r} drew {drawn} candidates and none fits split={split!r}: "
-                    f"that split of this game has no queries"
-                )
+            self._check_found(have, drawn, split)
         positives = rules.unpack(np.concatenate(kept_answers)[:n], self.deck.n_keys)
         sizes = np.concatenate(kept_sizes)[:n]
         return self._batch(np.concatenate(kept_tokens)[:n], positives, tokens, sizes)
+
+    def answer_chunks(
+        self, n: int, rng: np.random.Generator, split: str | None = None
+    ) -> Iterator[np.ndarray]:
+        """Yield the packed answers of ``n`` queries of ``split``: (m, n_words) uint64 chunks
+        (``rules.pack``'s words), ``n`` rows in all, drawn from ``sample``'s distribution (not
+        size-weighted, empty answers redrawn) without building the queries' tokens.
+
+        Each cache-sized chunk is drawn when it is asked for: a caller that keeps only what it
+        needs of each (the distinct answers, a count) draws any ``n`` in little memory.
+        """
+        n = _check_draw(n, rng, split)
+        have, drawn = 0, 0
+        while have < n:
+            # a few spare candidates make up for the empty answers and the other split
+            m = min(self._chunk_size, n - have + 64)
+            candidates = self._draw(m, rng)
+            keep, _ = _fitting(candidates, split)
+            answers = candidates.answers[keep][: n - have]
+            have, drawn = have + len(answers), drawn + m
+            self._check_found(have, drawn, split)
+            if len(answers):
+                yield answers
+
+    def _check_found(self, found: int, drawn: int, split) -> None:
+        """Give up on a split that ``drawn`` candidates, none of them in it, show empty."""
+        if found == 0 and drawn >= _GIVE_UP:
+            raise ValueError(
+                f"{self!r} drew {drawn} candidates and none fits split={split!r}: "
+                f"that split of this game has no queries"
+            )
 
     def max_sample(self, tokens: str = "card") -> int:
         """The most queries one ``sample`` returns in a token mode (``MAX_CELLS`` bounds it)."""
@@ -232,7 +251,9 @@ class Game(ABC):
 
     def _enumerated(self, candidates: Candidates, split, tokens) -> QueryBatch:
         every = np.ones(len(candidates.answers), dtype=bool)
-        card_tokens, first = np.unique(candidates.card_tokens(every), axis=0, return_index=True)
+        card_tokens, first = np.unique(
+            candidates.kept_card_tokens(every), axis=0, return_index=True
+        )
         positives = rules.unpack(candidates.answers[first], self.deck.n_keys)
         keep = positives.any(axis=1)
         if split is not None:
@@ -240,8 +261,40 @@ class Game(ABC):
         return self._batch(card_tokens[keep], positives[keep], tokens)
 
 
+class _DrawTable(NamedTuple):
+    """A pair game's draws, tabulated: what a query's row, answer and split hash sum are
+    built from, by lookups instead of per-query work."""
+
+    triples: np.ndarray  # (n_draws, 3): each draw's pair tokens, then a union
+    answers: np.ndarray  # (n_draws, n_words): each draw's packed pair answer
+    slot_sums: np.ndarray  # (n_pairs * n_draws,) slot-major: a draw's share of the hash sum
+    union_sum: np.uint64  # the operators' share of the hash sum when all are unions
+    op_weights: np.ndarray  # (n_pairs - 1,) the hash weights of the operator positions
+
+
 def check_split(split) -> None:
     check_choice("split", split, SPLITS)
+
+
+def _check_draw(n, rng, split) -> int:
+    """``n`` as a Python int (cell counts of it must not overflow int64); ValueError for a
+    negative or non-integer ``n``, an unknown split or an ``rng`` that is no Generator."""
+    if not is_int(n) or n < 0:
+        raise ValueError(f"n must be an integer >= 0, got {excerpt(n)}")
+    check_split(split)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator, got {excerpt(rng)}")
+    return int(n)
+
+
+def _fitting(candidates: Candidates, split) -> tuple[np.ndarray, np.ndarray]:
+    """Which candidates have a non-empty answer and belong to ``split`` ((n,) bool), and
+    their answer sizes ((n,) int64)."""
+    sizes = np.einsum("ij->i", np.bitwise_count(candidates.answers).astype(np.int64))
+    keep = sizes > 0
+    if split is not None:
+        keep &= is_test_sum(candidates.hash_sums) == (split == "test")
+    return keep, sizes
 
 
 class _PairGame(Game):
@@ -289,9 +342,9 @@ class _PairGame(Game):
         return tokens, rules.packed_pair_answer(deck, low, high)
 
     @cached_property
-    def _draw_table(self):
-        """``_pairs`` of every draw, and each pair slot's share of the split hash sum
-        ((n_pairs * n_draws,), slot-major); None where the deck is too large to tabulate."""
+    def _draw_table(self) -> _DrawTable | None:
+        """``_pairs`` of every draw, and each pair slot's share of the split hash sum; None
+        where the deck is too large to tabulate."""
         deck = self.deck
         building_cells = self._n_draws * deck.n_keys * deck.n_attributes
         if self._n_draws * self.n_pairs > _MAX_TABLE or building_cells > _CHUNK_CELLS:
@@ -303,7 +356,7 @@ class _PairGame(Game):
         triples = np.concatenate([tokens, np.full((len(tokens), 1), UNION)], axis=1)
         op_weights = position_weights(3 * self.n_pairs).reshape(self.n_pairs, 3)[:-1, 2]
         union_sum = (op_weights * np.uint64(UNION)).sum()  # the operators' share, all unions
-        return triples, answers, slot_sums.ravel(), union_sum, op_weights
+        return _DrawTable(triples, answers, slot_sums.ravel(), union_sum, op_weights)
 
     def _rows(self, draws: np.ndarray, ops: np.ndarray) -> Candidates:
         """(n, n_pairs) draws and (n, n_pairs - 1) operator tokens -> candidates."""
@@ -312,24 +365,28 @@ class _PairGame(Game):
         table = self._draw_table
         if table is None:
             pair_tokens, terms = self._pairs(draws)
-            return Candidates.of(_pair_layout(pair_tokens, ops), self._combine(terms, ops))
-        triples, answers, slot_sums, union_sum, op_weights = table
+            return Candidates.of(_pair_layout(pair_tokens, ops), self._joined(terms, ops))
         # The split hash sum is linear in the tokens: add up each slot's tabulated share.
         slots = draws + np.arange(n_pairs) * self._n_draws
-        sums = np.einsum("ij->i", np.take(slot_sums, slots))  # einsum: fast, wraps mod 2**64
+        sums = np.einsum("ij->i", np.take(table.slot_sums, slots))  # fast, wraps mod 2**64
         if self.mixed_ops:
-            sums += np.einsum("ij,j->i", ops.astype(np.uint64), op_weights)
+            sums += np.einsum("ij,j->i", ops.astype(np.uint64), table.op_weights)
         else:
-            sums += union_sum
+            sums += table.union_sum
 
-        def card_tokens(keep):
-            rows = np.take(triples, draws[keep], axis=0)  # (kept, n_pairs, 3)
+        def kept_card_tokens(keep):
+            rows = np.take(table.triples, draws[keep], axis=0)  # (kept, n_pairs, 3)
             if self.mixed_ops:
                 rows[:, :-1, 2] = ops[keep]
             return rows.reshape(len(rows), 3 * n_pairs)[:, :-1]
 
-        terms = np.take(answers, draws, axis=0)
-        return Candidates(self._combine(terms, ops), sums, card_tokens)
+        terms = np.take(table.answers, draws, axis=0)
+        return Candidates(self._joined(terms, ops), sums, kept_card_tokens)
+
+    def _joined(self, terms: np.ndarray, ops: np.ndarray) -> np.ndarray:
+        """(n, n_pairs, n_words) packed terms -> (n, n_words): joined by the (n, n_pairs - 1)
+        operators, or (games of unions only, the fast path) all by union."""
+        return _apply_ops(terms, ops) if self.mixed_ops else _union_all(terms)
 
     def _enumerate_draws(self, split, tokens) -> QueryBatch:
         """Every query of a one-pair game: every draw, duplicates (swaps) removed."""
@@ -338,12 +395,25 @@ class _PairGame(Game):
         no_ops = np.empty((self._n_draws, 0), dtype=np.int64)
         return self._enumerated(self._rows(draws, no_ops), split, tokens)
 
-    def _combine(self, terms, ops):
-        """(n, n_pairs, n_words) packed terms -> (n, n_words), all joined by union."""
-        answer = terms[:, 0].copy()
-        for i in range(1, terms.shape[1]):
-            answer |= terms[:, i]
-        return answer
+
+def _union_all(terms: np.ndarray) -> np.ndarray:
+    """(n, n_pairs, n_words) packed terms -> (n, n_words): their union."""
+    answer = terms[:, 0].copy()
+    for i in range(1, terms.shape[1]):
+        answer |= terms[:, i]
+    return answer
+
+
+def _apply_ops(terms: np.ndarray, ops: np.ndarray) -> np.ndarray:
+    """(n, n_pairs, n_words) packed terms and (n, n_pairs - 1) operator tokens (union or
+    symdiff) -> (n, n_words): the terms joined left to right."""
+    # a | t == a ^ t ^ (a & t): one branch-free step serves both operators.
+    union_words = np.where(ops == UNION, ~np.uint64(0), np.uint64(0))[..., None]
+    answer = terms[:, 0]
+    for i in range(1, terms.shape[1]):
+        term = terms[:, i]
+        answer = answer ^ term ^ (answer & term & union_words[:, i - 1])
+    return answer
 
 
 def _pair_layout(pair_tokens: np.ndarray, ops: np.ndarray) -> np.ndarray:
@@ -409,15 +479,6 @@ class SymDiffGame(UnionGame):
 
     def _draw_ops(self, n, rng):
         return np.where(rng.random((n, self.n_pairs - 1)) < 0.5, UNION, SYMDIFF)
-
-    def _combine(self, terms, ops):
-        # a | t == a ^ t ^ (a & t): one branch-free step serves both operators.
-        union_words = np.where(ops == UNION, ~np.uint64(0), np.uint64(0))[..., None]
-        answer = terms[:, 0]
-        for i in range(1, self.n_pairs):
-            term = terms[:, i]
-            answer = answer ^ term ^ (answer & term & union_words[:, i - 1])
-        return answer
 
 
 class ShatterGame(Game):

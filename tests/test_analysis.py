@@ -9,6 +9,7 @@ from agents.checkpoint import FORMAT_VERSION, METADATA, write_json_atomic
 from eval import analysis
 from eval.analysis import main as analysis_cli
 from eval.sets import make_eval_set
+from set_env import rules
 
 PNG = b"\x89PNG\r\n\x1a\n"
 NINE_CARDS = {"n_attributes": 2, "n_values": 3}  # the 3 x 3 grid of cards
@@ -67,9 +68,23 @@ def test_draws_find_every_subset_of_a_small_game_and_no_other(env):
 def test_drawn_answers_are_the_games_non_empty_answers():
     game = analysis.env_game("SetWildcard27-v0", NINE_CARDS)
     seen, _ = analysis.drawn_subsets(game, 5000)
-    every = analysis.distinct_rows(analysis.rules.pack(game.enumerate(split=None).positives))
+    every = analysis.distinct_rows(rules.pack(game.enumerate(split=None).positives))
     assert seen.any(axis=1).all()
     assert set(seen[:, 0].tolist()) <= set(every[:, 0].tolist())
+
+
+@pytest.mark.parametrize("split", ["train", "test", None])
+def test_answer_chunks_are_n_non_empty_answers_of_the_split(split):
+    game = analysis.env_game("SetWildcard27-v0", NINE_CARDS)
+    chunks = list(game.answer_chunks(20_000, np.random.default_rng(0), split))
+    answers = np.concatenate(chunks)
+    assert len(answers) == 20_000 and len(chunks) > 1  # drawn a cache-sized chunk at a time
+    assert answers.any(axis=1).all()
+    of_split = rules.pack(game.enumerate(split=split).positives)[:, 0]
+    assert set(answers[:, 0].tolist()) <= set(of_split.tolist())
+    assert list(game.answer_chunks(0, np.random.default_rng(0))) == []
+    with pytest.raises(ValueError, match="split must be one of"):
+        next(game.answer_chunks(1, np.random.default_rng(0), "dev"))
 
 
 def test_draws_of_union_count_fewer_subsets_than_draws(capsys):
@@ -179,6 +194,34 @@ def test_rank_table_and_figures(capsys, tmp_path):
     assert single.read_bytes()[:8] == PNG
 
 
+def test_rank_table_lists_take_spaces_commas_or_both(capsys):
+    spaced = run_cli(capsys, "rank-table", "--decks", "1x3", "2x3", "--games", "classic", "shared")
+    commas = run_cli(capsys, "rank-table", "--decks", "1x3,2x3", "--games", "classic,shared")
+    mixed = run_cli(capsys, "rank-table", "--decks", "1x3,", "2x3", "--games", "classic,", "shared")
+    assert spaced == commas == mixed
+    games_decks = {(r["game"], r["attributes"]) for r in spaced["table"]}
+    assert games_decks == {("classic", 1), ("classic", 2), ("shared", 2)}
+
+
+def test_rank_table_keeps_its_old_spelling(capsys):
+    new = run_cli(capsys, "rank-table", "--decks", "2x3")
+    analysis_cli(["rank", "--table", "--decks", "2x3"])
+    old = capsys.readouterr()
+    assert json.loads(old.out) == new
+    assert "note: 'rank --table' is now 'rank-table'" in old.err
+
+
+def test_list_flags_defaults_and_forms():
+    parser = analysis.build_parser()
+    table = parser.parse_args(["rank-table"])
+    assert table.decks == [(2, 3), (3, 3), (2, 4), (2, 5), (3, 4), (4, 3)]
+    assert table.games == list(analysis.RANK_GAMES)
+    free = parser.parse_args(["free-embedding", "--env", "E"])
+    assert free.dims == [1, 2, 4, 8, 16, 27]
+    free = parser.parse_args(["free-embedding", "--env", "E", "--dims", "2", "4,8", "--steps", "9"])
+    assert free.dims == [2, 4, 8] and free.steps == 9
+
+
 def test_rank_markdown():
     text = analysis.markdown_table(analysis.rank_table([(2, 3)]))
     assert "| 2x3 | 9 | 9 (45) | 9 (108) | 5 (18) |" in text
@@ -188,13 +231,18 @@ def test_rank_errors(capsys):
     assert "game must be one of" in cli_error(
         capsys, "rank", "--game", "union", "--attributes", "3", "--values", "3"
     )
-    assert "rank needs --game" in cli_error(capsys, "rank", "--game", "classic")
+    assert "the following arguments are required: --attributes, --values" in cli_error(
+        capsys, "rank", "--game", "classic"
+    )
     assert "--decks: a deck is ATTRIBUTESxVALUES" in cli_error(
         capsys, "rank", "--table", "--decks", "27"
     )
     assert "n_values must be" in cli_error(capsys, "rank", "--table", "--decks", "3x2")
     assert "--games: unknown ['shatter']" in cli_error(
         capsys, "rank", "--table", "--games", "shatter"
+    )
+    assert "argument --games: expected at least one item" in cli_error(
+        capsys, "rank-table", "--games", ","
     )
 
 
@@ -336,7 +384,7 @@ def test_free_embedding_errors(capsys, tmp_path):
     assert "--dims must be positive integers" in cli_error(
         capsys, "free-embedding", "--env", "SetClassic27-v0", "--dims", "0,2"
     )
-    assert "--dims must be comma-separated integers" in cli_error(
+    assert "argument --dims: must be integers" in cli_error(
         capsys, "free-embedding", "--env", "SetClassic27-v0", "--dims", "two"
     )
     assert "--sweep: no contrastive run" in cli_error(

@@ -1,0 +1,5 @@
+"""``python -m eval.analysis``: the command line of ``eval.analysis.cli``."""
+
+from eval.analysis.cli import main
+
+main()

@@ -22,8 +22,10 @@ One module per analysis, each with its figure, and the command line in ``cli``:
   no encoder: what a dimension-d contrastive model cannot represent at all, as opposed to
   what it fails to learn.
 
-The functions below keep the names they had in one module: ``analysis.rank`` is the
-function; import a module's other names from it (``from eval.analysis.rank import X``).
+The names below are those of the single module this package replaced, so ``analysis.rank``,
+``analysis.pmi``, ``analysis.subsets`` and ``analysis.free_embedding`` are the functions,
+not the modules of the same names (``import eval.analysis.rank as m`` binds the function
+too): reach a module's other names with ``from eval.analysis.rank import _primes``.
 """
 
 from eval.analysis.cli import COMMANDS, build_parser, main

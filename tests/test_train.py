@@ -19,7 +19,7 @@ from set_env.vocab import PAD
 from train.__main__ import main as cli
 from train.config import TrainConfig
 from train.data import Curriculum, QueryStream
-from train.objectives import make_objective
+from train.objectives import available, make_objective
 from train.trainer import Distributed, NonFiniteLoss, Trainer, train
 
 
@@ -225,6 +225,15 @@ def test_cli_bad_input_is_a_one_line_error(tmp_path, capsys, arguments, message)
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("error: ") and message in error
+
+
+def test_the_objectives_are_a_registry_the_config_checks_against():
+    assert available() == ("infonce", "ce", "soft-ce")
+    assert make_objective("infonce", mask_duplicates=True).mask_duplicates
+    with pytest.raises(ValueError, match="objective must be one of"):
+        make_objective("mse")
+    with pytest.raises(ValueError, match=r"one of \('infonce', 'ce', 'soft-ce'\)"):
+        TrainConfig(objective="mse").validate()
 
 
 def test_curriculum_grows_the_queries_from_one_pair(tmp_path):

@@ -20,10 +20,10 @@ from eval.sets import MAX_QUERIES, SPLITS
 from set_env.checks import check_seed, excerpt, is_int
 from set_env.cli import make_parser
 from set_env.vocab import TOKEN_MODES
+from train import objectives
 
 PRECISIONS = tuple(AUTOCAST_DTYPES)
 SCHEDULES = ("noam", "cosine")
-OBJECTIVES = ("infonce", "ce", "soft-ce")
 MAX_BATCH_SIZE = 1 << 16  # queries per step and process; more would not fit in memory
 
 
@@ -36,7 +36,8 @@ class TrainConfig:
     dim: int | None = None
     """Embedding dimension of agents that have one (contrastive); None: the agent's default."""
     objective: str = "infonce"
-    """infonce (CLIP's symmetric loss over the batch), ce, or soft-ce."""
+    """infonce (CLIP's symmetric loss over the batch), ce, or soft-ce (train/objectives.py's
+    registry)."""
     preset: str = "small"
     """Agent size preset: small (trains on a CPU in minutes) or paper (the study's sizes)."""
     agent_config: str | None = None
@@ -114,7 +115,7 @@ class TrainConfig:
         check_choices(
             self,
             {
-                "objective": OBJECTIVES,
+                "objective": objectives.available(),
                 "precision": PRECISIONS,
                 "schedule": SCHEDULES,
                 "tokens": TOKEN_MODES,

@@ -3,11 +3,35 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from set_env.checks import excerpt
 
+_REGISTRY: dict[str, type[nn.Module]] = {}
+
+
+def register(name: str):
+    """Class decorator: ``@register("infonce")`` makes the loss module trainable as
+    ``--objective infonce``."""
+
+    def add(cls: type[nn.Module]) -> type[nn.Module]:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return add
+
+
+def available() -> tuple[str, ...]:
+    """The registered objective names, in the order they were registered."""
+    return tuple(_REGISTRY)
+
+
+@register("infonce")
 class InfoNCE(nn.Module):
     """CLIP's symmetric loss over the B x B matrix of batch queries x batch keys.
 
@@ -31,6 +55,7 @@ class InfoNCE(nn.Module):
         return (F.cross_entropy(scores, target) + F.cross_entropy(scores.T, target)) / 2
 
 
+@register("ce")
 class CrossEntropy(nn.Module):
     """Cross-entropy over all keys for the sampled positive key."""
 
@@ -38,6 +63,7 @@ class CrossEntropy(nn.Module):
         return F.cross_entropy(logits.float(), keys)
 
 
+@register("soft-ce")
 class SoftCrossEntropy(nn.Module):
     """Cross-entropy against the uniform distribution over all positives: the optimum of
     ``ce`` with less variance."""
@@ -48,10 +74,11 @@ class SoftCrossEntropy(nn.Module):
 
 
 def make_objective(name: str, mask_duplicates: bool = False) -> nn.Module:
-    if name == "infonce":
-        return InfoNCE(mask_duplicates)
-    if name == "ce":
-        return CrossEntropy()
-    if name == "soft-ce":
-        return SoftCrossEntropy()
-    raise ValueError(f"objective must be one of ('infonce', 'ce', 'soft-ce'), got {name!r}")
+    """The loss module registered as ``name``; ``mask_duplicates`` goes to those that take it
+    (infonce). ValueError for an unknown name."""
+    if name not in _REGISTRY:
+        raise ValueError(f"objective must be one of {available()}, got {excerpt(name)}")
+    cls = _REGISTRY[name]
+    if "mask_duplicates" in inspect.signature(cls).parameters:
+        return cls(mask_duplicates=mask_duplicates)
+    return cls()

@@ -10,7 +10,7 @@ import importlib
 import pytest
 
 # (the name after python -m, the module whose main() runs it, the subcommand if any)
-ANALYSES = ("subsets", "rank", "pmi", "free-embedding")
+ANALYSES = ("subsets", "rank", "rank-table", "pmi", "free-embedding")
 CLIS = [
     ("set_env", "set_env.__main__", None),
     ("train", "train.__main__", None),

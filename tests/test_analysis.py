@@ -5,11 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from agents.checkpoint import FORMAT_VERSION, METADATA, write_json_atomic
+from agents.checkpoint import FORMAT_VERSION, METADATA
 from eval import analysis
 from eval.analysis import main as analysis_cli
 from eval.sets import make_eval_set
 from set_env import rules
+from set_env.files import write_json_atomic
 
 PNG = b"\x89PNG\r\n\x1a\n"
 NINE_CARDS = {"n_attributes": 2, "n_values": 3}  # the 3 x 3 grid of cards

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agents.base import make_env
 from eval.figures import pyplot, save
 from set_env.games import Game
+from set_env.registry import make_env
 
 LR = 0.05  # Adam's learning rate, for the pmi tables and the free embeddings
 

@@ -14,13 +14,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from agents.base import canonical_env_id
-from agents.checkpoint import METADATA, read_metadata, write_json_atomic
+from agents.checkpoint import METADATA, read_metadata
 from eval.analysis.common import LR, env_game, figure_axes
 from eval.metrics import kl_to_uniform_positives
 from eval.sets import DISTRIBUTIONS, SPLITS, cache_dir, check_queries, draw_eval_set
 from set_env import GENERATOR_VERSION
 from set_env.checks import is_int
+from set_env.files import write_json_atomic
+from set_env.registry import canonical_env_id
 
 CRITICAL_KL = 0.01  # the KL (nats) a dimension must reach to count as representing a game
 

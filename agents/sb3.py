@@ -28,7 +28,8 @@ from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
-from agents.base import import_agent_module, make_env, make_with_preset, scorer_config
+from agents.base import import_agent_module, make_with_preset, scorer_config
+from set_env.registry import make_env
 
 ALGORITHMS = {"ppo": PPO, "a2c": A2C}
 

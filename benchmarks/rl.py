@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 
-from agents.base import canonical_env_id
 from benchmarks.envs import Spread, rate
 from set_env.cli import make_parser
+from set_env.registry import canonical_env_id
 from train.rl import RLConfig, make_model
 from train.vec_env import VEC_ENVS, make_sb3_vec_env
 

@@ -23,6 +23,7 @@ CLIS = [
     ("benchmarks.envs", "benchmarks.envs", None),
     ("benchmarks.train", "benchmarks.train", None),
     ("benchmarks.gpu", "benchmarks.gpu", None),
+    ("benchmarks.rl", "benchmarks.rl", None),
 ]
 
 

@@ -14,10 +14,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from user_scorer import BagScorer
 
 import agents
-from agents.base import make_env
 from agents.checkpoint import load_scorer
 from agents.sb3 import ScorerPolicy
 from eval.__main__ import main as eval_cli
+from set_env.registry import make_env
 from train.rl import SB3_MODEL, RLConfig, make_model, train_rl
 from train.rl import main as rl_cli
 from train.vec_env import VEC_ENVS, NativeVecEnv, make_sb3_vec_env

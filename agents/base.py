@@ -24,7 +24,7 @@ from torch import nn
 import set_env  # noqa: F401  (registers the env ids)
 from set_env.checks import excerpt
 from set_env.query import vocab as vocab_of
-from set_env.registry import canonical_env_id, make_env  # noqa: F401 (TEMP re-export)
+from set_env.registry import make_env
 from set_env.vocab import PAD
 
 _REGISTRY: dict[str, type[Scorer]] = {}

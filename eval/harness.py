@@ -7,10 +7,11 @@ import math
 import numpy as np
 import torch
 
-from agents.base import ScorerSpec, canonical_env_id, scorer_config
+from agents.base import ScorerSpec, scorer_config
 from agents.precision import autocast
 from eval.metrics import METRICS
 from eval.sets import EvalSet, make_eval_set
+from set_env.registry import canonical_env_id
 
 # Buckets of the number of positive keys: (label, smallest, largest).
 BUCKETS = (("1", 1, 1), ("2-3", 2, 3), ("4-9", 4, 9), ("10-20", 10, 20), ("21+", 21, None))
@@ -73,7 +74,7 @@ def summarize(per_query: dict[str, np.ndarray]) -> dict[str, float]:
     return {name: float(values.mean()) for name, values in per_query.items()}
 
 
-def report(per_query: dict[str, np.ndarray], eval_set: EvalSet) -> dict:
+def metrics_with_buckets(per_query: dict[str, np.ndarray], eval_set: EvalSet) -> dict:
     """The harness's numbers: means (``kl`` also in bits as ``kl_bits``) and the same per
     bucket of the number of positives (``queries`` per bucket; empty buckets are omitted)."""
     sizes = eval_set.positives.sum(axis=1)
@@ -112,7 +113,7 @@ def evaluate(
     follow the scorer's token mode unless ``env_kwargs`` says otherwise.
 
     Returns what ``python -m eval`` prints: ``env``, ``agent``, ``dim``, ``objective``, then
-    ``report``'s numbers.
+    ``metrics_with_buckets``' numbers.
     """
     trained = describe(scorer, checkpoint)
     env_id = env_id or trained["env"]
@@ -124,7 +125,7 @@ def evaluate(
     if not allow_other_env:
         check_same_env(trained["env"], env_id)
     eval_set = make_eval_set(env_id, queries, seed, distribution, env_kwargs, split=split)
-    numbers = report(score_eval_set(scorer, eval_set, batch_size), eval_set)
+    numbers = metrics_with_buckets(score_eval_set(scorer, eval_set, batch_size), eval_set)
     return {
         "env": env_id,
         "agent": trained["agent"],

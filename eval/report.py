@@ -30,7 +30,7 @@ import torch
 from agents.checkpoint import CHECKPOINT, load_scorer
 from eval import reference
 from eval.analysis import free_embedding_bound
-from eval.harness import report, score_eval_set
+from eval.harness import metrics_with_buckets, score_eval_set
 from eval.markdown import markdown_table
 from eval.report_figures import (
     env_game_and_keys,
@@ -112,7 +112,7 @@ def evaluate_run(checkpoint: Path, queries: int) -> Result:
 
     def metrics_on(distribution: str, split: str) -> dict:
         eval_set = make_eval_set(env, queries, 0, distribution, state["env_kwargs"], split=split)
-        return report(score_eval_set(scorer, eval_set), eval_set)
+        return metrics_with_buckets(score_eval_set(scorer, eval_set), eval_set)
 
     metrics = metrics_on(distribution, split)
     held_out = metrics_on("size_weighted", "test") if split != "test" else None

@@ -14,7 +14,7 @@ import agents
 from agents.checkpoint import load_scorer
 from eval import harness, sets
 from eval.__main__ import main as cli
-from eval.harness import baseline_per_query, evaluate, report
+from eval.harness import baseline_per_query, evaluate, metrics_with_buckets
 from eval.sets import make_eval_set
 from train import train
 
@@ -58,17 +58,17 @@ def test_token_modes_share_the_queries():
 def test_baselines_on_set_union27():
     for distribution, expected in (("size_weighted", 0.38), ("uniform", 0.46)):
         eval_set = make_eval_set("SetUnion27-v0", 5120, distribution=distribution)
-        uniform = report(baseline_per_query("uniform", eval_set), eval_set)
+        uniform = metrics_with_buckets(baseline_per_query("uniform", eval_set), eval_set)
         sizes = eval_set.positives.sum(axis=1)
         assert uniform["kl"] == pytest.approx(np.mean(np.log(27 / sizes)), rel=1e-5)
         assert uniform["kl"] == pytest.approx(expected, abs=0.01)
-        oracle = report(baseline_per_query("oracle", eval_set), eval_set)
+        oracle = metrics_with_buckets(baseline_per_query("oracle", eval_set), eval_set)
         assert oracle["kl"] == pytest.approx(0.0, abs=1e-6) and oracle["topk_overlap"] == 1.0
 
 
 def test_report_buckets_partition_the_queries():
     eval_set = make_eval_set("SetUnion27-v0", 1000)
-    result = report(baseline_per_query("uniform", eval_set), eval_set)
+    result = metrics_with_buckets(baseline_per_query("uniform", eval_set), eval_set)
     assert result["kl_bits"] == pytest.approx(result["kl"] / math.log(2))
     buckets = result["buckets"]
     assert set(buckets) <= {"1", "2-3", "4-9", "10-20", "21+"}

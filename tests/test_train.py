@@ -13,8 +13,8 @@ import user_scorer
 from user_scorer import BagScorer
 
 import agents
-from agents.base import make_env
 from agents.checkpoint import CHECKPOINT, load, load_scorer, save
+from set_env.registry import make_env
 from set_env.vocab import PAD
 from train.__main__ import main as cli
 from train.config import TrainConfig

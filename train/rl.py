@@ -30,12 +30,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Every
 from stable_baselines3.common.logger import configure
 from tqdm import tqdm
 
-from agents.base import (
-    canonical_env_id,
-    import_agent_module,
-    make_env,
-    resolve_device,
-)
+from agents.base import import_agent_module, resolve_device
 from agents.checkpoint import save, scorer_state
 from agents.sb3 import ALGORITHMS, ScorerPolicy
 from eval import tags
@@ -43,6 +38,7 @@ from eval.harness import score_eval_set, summarize
 from eval.sets import MAX_QUERIES, make_eval_set
 from set_env.checks import check_seed
 from set_env.env import ACTION_MODES
+from set_env.registry import canonical_env_id, make_env
 from train.config import (
     TOKEN_MODES,
     argument_parser,

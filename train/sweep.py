@@ -32,12 +32,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from agents.base import make_config, make_env, scorer_class
+from agents.base import make_config, scorer_class
 from agents.checkpoint import METADATA, read_metadata
 from eval import reference
 from set_env import GAME_IDS, env_id
 from set_env.checks import excerpt
 from set_env.cli import make_parser
+from set_env.registry import make_env
 from train.config import TrainConfig, config_to_argv
 
 GAMES = reference.GAMES

@@ -17,9 +17,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents.base import (
-    canonical_env_id,
     import_agent_module,
-    make_env,
     make_with_preset,
     parse_overrides,
     resolve_device,
@@ -39,6 +37,7 @@ from eval import tags
 from eval.harness import score_eval_set, summarize
 from eval.sets import make_eval_set
 from set_env.checks import excerpt
+from set_env.registry import canonical_env_id, make_env
 from train.config import TrainConfig, create_run_dir, run_name
 from train.data import Curriculum, QueryStream
 from train.objectives import make_objective

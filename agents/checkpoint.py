@@ -17,6 +17,8 @@ import hashlib
 import json
 import math
 import pickle
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,6 +29,7 @@ from set_env.registry import make_env
 
 CHECKPOINT = "checkpoint.pt"
 METADATA = "checkpoint.json"
+RUN_CONFIG = "config.json"  # the run's training settings, written when it starts
 FORMAT_VERSION = 2
 # Entries that hold tensors (or only make sense with them): in checkpoint.pt, not the JSON.
 TENSOR_ENTRIES = ("model", "optimizer", "scheduler", "scaler", "rng")
@@ -134,6 +137,50 @@ def read_metadata(run_dir: str | Path) -> dict:
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_VERSION:
         raise ValueError(f"{path} is not checkpoint metadata of this library")
     return metadata
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A run directory as its small JSON files describe it: no weights are read."""
+
+    path: Path
+    config: dict | None
+    """``config.json``, the run's training settings; None where there is none."""
+    metadata: dict | None
+    """``checkpoint.json``; None before the first checkpoint."""
+    has_checkpoint: bool
+    error: str | None
+    """Why the folder is damaged (an unreadable file, a checkpoint without its metadata);
+    None when it is sound."""
+
+
+def iter_runs(folder: str | Path) -> Iterator[RunFolder]:
+    """Every run directory directly under ``folder`` (one holding a config.json, a
+    checkpoint.json or a checkpoint.pt), in name order, damaged ones included with their
+    ``error``: the one scan of a folder of runs (the sweep's, the report's, the analysis')."""
+    for path in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
+        has_config, has_metadata = (path / RUN_CONFIG).exists(), (path / METADATA).exists()
+        has_checkpoint = (path / CHECKPOINT).exists()
+        if not (has_config or has_metadata or has_checkpoint):
+            continue
+        config = metadata = error = None
+        try:
+            config = _read_object(path / RUN_CONFIG) if has_config else None
+            metadata = read_metadata(path) if has_metadata or has_checkpoint else None
+        except ValueError as problem:
+            error = str(problem)
+        yield RunFolder(path, config, metadata, has_checkpoint, error)
+
+
+def _read_object(path: Path) -> dict:
+    """A JSON file holding an object; ValueError if it cannot be read or is not one."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is unreadable: {error}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    return value
 
 
 def scorer_state(

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from agents.checkpoint import CHECKPOINT, load_scorer
+from agents.checkpoint import CHECKPOINT, iter_runs, load_scorer
 from eval import reference
 from eval.analysis import free_embedding_bound
 from eval.harness import metrics_with_buckets, score_eval_set
@@ -88,15 +88,17 @@ def collect(folder: Path, queries: int = 5120) -> tuple[list[Result], list[tuple
     """Every run under ``folder`` with a checkpoint, evaluated on its env's test set; and the
     runs skipped as damaged or unreadable, (folder, why), each warned of in one line."""
     results, skipped = [], []
-    for checkpoint in sorted(folder.glob(f"*/{CHECKPOINT}")):
+    for run in iter_runs(folder):
+        if not run.has_checkpoint:
+            continue
         try:
-            results.append(evaluate_run(checkpoint, queries))
+            results.append(evaluate_run(run.path / CHECKPOINT, queries))
         except ValueError as error:
-            print(f"warning: skipped {checkpoint.parent}: {error}", file=sys.stderr)
-            skipped.append((checkpoint.parent, str(error)))
+            print(f"warning: skipped {run.path}: {error}", file=sys.stderr)
+            skipped.append((run.path, str(error)))
             continue
         kl = results[-1].metrics["kl"]
-        print(f"evaluated {checkpoint.parent.name}: kl {kl:.3g}", file=sys.stderr)
+        print(f"evaluated {run.path.name}: kl {kl:.3g}", file=sys.stderr)
     return results, skipped
 
 

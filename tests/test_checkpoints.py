@@ -13,6 +13,8 @@ import torch
 from agents.checkpoint import (
     CHECKPOINT,
     METADATA,
+    RUN_CONFIG,
+    iter_runs,
     load,
     load_scorer,
     read_metadata,
@@ -125,6 +127,23 @@ def test_metadata_beside_the_checkpoint_needs_no_weights(tmp_path):
     (run_dir / METADATA).write_text('{"format": ')
     with pytest.raises(ValueError, match="unreadable"):
         read_metadata(run_dir)
+
+
+def test_iter_runs_reads_each_run_folder_from_its_json_files(tmp_path):
+    good = tiny_run(tmp_path)
+    (tmp_path / "not-a-run").mkdir()
+    started = tmp_path / "started"
+    started.mkdir()
+    write_json_atomic(started / RUN_CONFIG, {"env": "SetShatter27-v0"})
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / CHECKPOINT).write_bytes(b"")  # a checkpoint without its metadata
+    runs = {run.path.name: run for run in iter_runs(tmp_path)}
+    assert set(runs) == {good.name, "started", "damaged"}
+    assert runs[good.name].metadata["step"] == 2 and runs[good.name].error is None
+    assert runs[good.name].config["dim"] == 4 and runs[good.name].has_checkpoint
+    assert runs["started"].metadata is None and not runs["started"].has_checkpoint
+    assert runs["damaged"].error and "no checkpoint.json" in runs["damaged"].error
 
 
 def test_a_damaged_checkpoint_is_refused(tmp_path):

@@ -33,7 +33,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from agents.base import make_config, scorer_class
-from agents.checkpoint import METADATA, read_metadata
+from agents.checkpoint import iter_runs
 from eval import reference
 from set_env import GAME_IDS, env_id
 from set_env.checks import excerpt
@@ -289,23 +289,18 @@ def grid(preset: str, games, dims, agents, steps: int | None) -> list[Run]:
 
 
 def scan_runs(out: Path, warn: bool = False) -> list[tuple[Path, dict, int]]:
-    """Every run folder under ``out``: (folder, its config, its checkpoint's step; 0 when it
-    was killed before its first checkpoint). A damaged folder (unreadable config.json or
-    checkpoint metadata) is left out, with a one-line warning if ``warn``."""
+    """Every training run folder under ``out``: (folder, its config, its checkpoint's step;
+    0 when it was killed before its first checkpoint). A damaged folder (unreadable
+    config.json or checkpoint metadata) is left out, with a one-line warning if ``warn``."""
     runs = []
-    for config_file in sorted(out.glob("*/config.json")):
-        folder = config_file.parent
-        try:
-            config = json.loads(config_file.read_text())
-            if not isinstance(config, dict):
-                raise ValueError("config.json is not an object")
-            has_checkpoint = (folder / METADATA).exists() or (folder / "checkpoint.pt").exists()
-            step = read_metadata(folder)["step"] if has_checkpoint else 0
-        except (OSError, ValueError, KeyError) as error:  # JSONDecodeError is a ValueError
+    for run in iter_runs(out):
+        if run.error is not None:
             if warn:
-                print(f"warning: skipped damaged run folder {folder}: {error}", file=sys.stderr)
-            continue
-        runs.append((folder, config, step))
+                print(
+                    f"warning: skipped damaged run folder {run.path}: {run.error}", file=sys.stderr
+                )
+        elif run.config is not None:
+            runs.append((run.path, run.config, run.metadata["step"] if run.metadata else 0))
     return runs
 
 

@@ -24,19 +24,20 @@ from agents.base import (
 )
 from agents.checkpoint import (
     CHECKPOINT,
+    RUN_CONFIG,
     check_finite_weights,
     load,
     rebuild_scorer,
     run_folder,
     save,
     scorer_state,
-    write_json_atomic,
 )
 from agents.precision import AUTOCAST_DTYPES, autocast
 from eval import tags
 from eval.harness import score_eval_set, summarize
 from eval.sets import make_eval_set
 from set_env.checks import excerpt
+from set_env.files import write_json_atomic
 from set_env.registry import canonical_env_id, make_env
 from train.config import TrainConfig, create_run_dir, run_name
 from train.data import Curriculum, QueryStream
@@ -545,7 +546,7 @@ class Trainer:
 
     def _open_writer(self) -> SummaryWriter:
         config = dataclasses.asdict(self.config)
-        write_json_atomic(self.run_dir / "config.json", config)
+        write_json_atomic(self.run_dir / RUN_CONFIG, config)
         writer = SummaryWriter(str(self.run_dir))
         rows = "\n".join(f"|{key}|{value}|" for key, value in config.items())
         writer.add_text(tags.HPARAMS_TEXT, "|parameter|value|\n|-|-|\n" + rows, self.step)

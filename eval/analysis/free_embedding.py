@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from agents.checkpoint import METADATA, read_metadata
+from agents.checkpoint import iter_runs
 from eval.analysis.common import LR, env_game, figure_axes
 from eval.metrics import kl_to_uniform_positives
 from eval.sets import DISTRIBUTIONS, SPLITS, cache_dir, check_queries, draw_eval_set
@@ -196,13 +196,17 @@ def sweep_kls(folder: Path, env_id: str) -> dict[int, float]:
     recorded at its last evaluation (the size-weighted test set). A later run of a dim wins."""
     kls = {}
     env_id = canonical_env_id(env_id)
-    for metadata in sorted(Path(folder).glob(f"*/{METADATA}")):
-        try:  # the metadata beside the checkpoint: no weights are loaded
-            state = read_metadata(metadata.parent)
+    for run in iter_runs(folder):
+        if run.metadata is None and run.error is None:
+            continue  # no checkpoint yet
+        try:
+            if run.error is not None:
+                raise ValueError(run.error)
+            state = run.metadata
             env, agent, metrics = state["env_id"], state["agent"], state.get("metrics") or {}
             dim = state["agent_config"]["dim"] if agent == "contrastive" else None
         except (ValueError, KeyError, TypeError) as error:
-            print(f"warning: skipped {metadata.parent}: {error}", file=sys.stderr)
+            print(f"warning: skipped {run.path}: {error}", file=sys.stderr)
             continue
         if canonical_env_id(env) == env_id and agent == "contrastive" and "kl" in metrics:
             kls[dim] = float(metrics["kl"])

@@ -35,6 +35,7 @@ from agents.checkpoint import (
 from agents.precision import AUTOCAST_DTYPES, autocast
 from eval import tags
 from eval.harness import score_eval_set, summarize
+from eval.markdown import markdown_table
 from eval.sets import make_eval_set
 from set_env.checks import excerpt
 from set_env.files import write_json_atomic
@@ -548,8 +549,8 @@ class Trainer:
         config = dataclasses.asdict(self.config)
         write_json_atomic(self.run_dir / RUN_CONFIG, config)
         writer = SummaryWriter(str(self.run_dir))
-        rows = "\n".join(f"|{key}|{value}|" for key, value in config.items())
-        writer.add_text(tags.HPARAMS_TEXT, "|parameter|value|\n|-|-|\n" + rows, self.step)
+        rows = [[key, str(value)] for key, value in config.items()]
+        writer.add_text(tags.HPARAMS_TEXT, markdown_table(["parameter", "value"], rows), self.step)
         print(f"{self.scorer.name}: {self.scorer_parameters():,} parameters", file=sys.stderr)
         return writer
 

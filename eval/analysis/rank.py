@@ -12,6 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from eval.analysis.common import figure_axes
+from eval.markdown import markdown_table as write_markdown_table
 from set_env.checks import excerpt
 from set_env.deck import Deck
 from set_env.games import make_game
@@ -144,17 +145,16 @@ def markdown_table(rows: list[dict]) -> str:
     games = [g for g in RANK_GAMES if any(r["game"] == g for r in rows)]
     decks = sorted({(r["attributes"], r["values"], r["keys"]) for r in rows}, key=lambda d: d[2])
     cells = {(r["attributes"], r["values"], r["game"]): r for r in rows}
-    lines = [
-        "| deck (attributes x values) | keys | " + " | ".join(games) + " |",
-        "|---|---:|" + "---:|" * len(games),
+    table_rows = [
+        [f"{attributes}x{values}", str(keys)]
+        + [
+            f"{cell['rank']} ({cell['queries']})" if cell else "–"
+            for cell in (cells.get((attributes, values, game)) for game in games)
+        ]
+        for attributes, values, keys in decks
     ]
-    for attributes, values, keys in decks:
-        row = []
-        for game in games:
-            cell = cells.get((attributes, values, game))
-            row.append(f"{cell['rank']} ({cell['queries']})" if cell else "–")
-        lines.append(f"| {attributes}x{values} | {keys} | " + " | ".join(row) + " |")
-    return "\n".join(lines)
+    header = ["deck (attributes x values)", "keys", *games]
+    return write_markdown_table(header, table_rows).rstrip("\n")
 
 
 def plot_rank_table(rows: list[dict], path: Path) -> None:

@@ -25,12 +25,14 @@ EXAMPLES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m train``, one flag per TrainConfig field."""
     return argument_parser(
         TrainConfig, "train", "Train a SET scorer with a supervised objective.", EXAMPLES
     )
 
 
 def main(argv=None) -> None:
+    """``python -m train``: train one run and print its final metrics as JSON."""
     die_with_parent()
     given = parse_given(build_parser(), argv)
     try:

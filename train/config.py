@@ -145,6 +145,7 @@ class TrainConfig:
 
 
 def check_lr_decay(config: TrainConfig) -> None:
+    """ValueError unless ``lr_decay`` is in (0, 1]."""
     check_finite(config, positive=("lr_decay",))
     if config.lr_decay > 1:
         raise ValueError(f"lr_decay must be in (0, 1], got {config.lr_decay!r}")

@@ -46,6 +46,7 @@ class InfoNCE(nn.Module):
         self.mask_duplicates = mask_duplicates
 
     def forward(self, logits, positives, keys):
+        """The mean of the row-wise and column-wise cross-entropies of the (B, B) scores."""
         scores = logits.float()[:, keys]  # (B, B): query i against the key of query j
         if self.mask_duplicates:
             same_key = keys[:, None] == keys[None, :]
@@ -60,6 +61,7 @@ class CrossEntropy(nn.Module):
     """Cross-entropy over all keys for the sampled positive key."""
 
     def forward(self, logits, positives, keys):
+        """Cross-entropy of the logits (B, n_keys) for the sampled keys (B,)."""
         return F.cross_entropy(logits.float(), keys)
 
 
@@ -69,6 +71,7 @@ class SoftCrossEntropy(nn.Module):
     ``ce`` with less variance."""
 
     def forward(self, logits, positives, keys):
+        """Cross-entropy against the uniform distribution over each query's positives."""
         target = positives.float() / positives.sum(dim=-1, keepdim=True)
         return -(target * torch.log_softmax(logits.float(), dim=-1)).sum(dim=-1).mean()
 

@@ -109,6 +109,7 @@ class RLConfig:
     """cpu, cuda or cuda:N."""
 
     def validate(self) -> None:
+        """ValueError naming the first field that is out of range."""
         choices = {"algo": tuple(ALGORITHMS), "vec_env": VEC_ENVS}
         check_choices(self, choices | {"action_mode": ACTION_MODES, "tokens": TOKEN_MODES})
         positive = ("timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "eval_every")
@@ -128,6 +129,7 @@ class RLConfig:
 
     @property
     def env_kwargs(self) -> dict:
+        """The keyword arguments of the run's envs (token and action modes)."""
         return {"tokens": self.tokens, "action_mode": self.action_mode}
 
     def run_name(self) -> str:
@@ -282,6 +284,7 @@ def train_rl(config: RLConfig | None = None, **overrides) -> dict:
 
 
 def main(argv=None) -> None:
+    """``python -m train.rl``: train one RL run and print its final metrics as JSON."""
     parser = argument_parser(
         RLConfig, "train.rl", "Train a SET scorer as an SB3 policy (PPO or A2C).", EXAMPLES
     )

@@ -56,6 +56,8 @@ class Recipe:
     overrides: dict = field(default_factory=dict)
 
     def for_run(self, agent: str, dim: int | None) -> dict:
+        """The recipe's field overrides for one scorer: the game's, then the agent's, then the
+        agent-and-dim's."""
         label = agent if dim is None else f"{agent} d={dim}"
         return {**self.settings, **self.overrides.get(agent, {}), **self.overrides.get(label, {})}
 
@@ -244,6 +246,8 @@ class Run:
 
     @property
     def label(self) -> str:
+        """The run's name in progress lines and lock files, e.g.
+        ``SetUnion27-v0__contrastive-d8__soft-ce__small__s0``."""
         config = self.config
         agent = config.agent if config.dim is None else f"{config.agent}-d{config.dim}"
         return f"{config.env}__{agent}__{config.objective}__{config.preset}__s{config.seed}"
@@ -398,6 +402,7 @@ EXAMPLES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m train.sweep``."""
     parser = make_parser("train.sweep", "Train the study's grid of games x scorers.", EXAMPLES)
     parser.add_argument(
         "--preset",
@@ -440,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
+    """``python -m train.sweep``: train (or print) the grid; exit status 1 if a run failed."""
     try:
         args = build_parser().parse_args(argv)  # ListFlag's errors are ValueErrors
         games, agents, dims = args.games or GAMES, args.agents or AGENTS, args.dims or ()

@@ -93,6 +93,7 @@ def rng_states() -> dict:
 
 
 def restore_rng_states(states: dict) -> None:
+    """Put back torch's global generators as ``rng_states`` saved them."""
     torch.set_rng_state(states["torch"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -129,6 +130,7 @@ class Distributed:
 
     @property
     def main(self) -> bool:
+        """Whether this is rank 0, the process that writes."""
         return self.rank == 0
 
     def share(self, batch_size: int) -> int:
@@ -151,6 +153,7 @@ class Distributed:
         return torch.cat(parts)
 
     def close(self) -> None:
+        """Leave the process group (a no-op for one process)."""
         if self.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
@@ -212,6 +215,7 @@ def given_fields(config: TrainConfig) -> set[str]:
 
 
 def flag(name: str) -> str:
+    """The CLI flag of a config field: ``lr_decay`` -> ``lr-decay``."""
     return name.replace("_", "-")
 
 
@@ -419,6 +423,7 @@ class Trainer:
         return NonFiniteLoss(f"{what} at step {step}; the run stopped and {kept}")
 
     def evaluate(self) -> dict[str, float]:
+        """The mean metrics of the scorer on the run's evaluation set."""
         autocast = AUTOCAST_DTYPES[self.config.precision]
         return summarize(score_eval_set(self.scorer, self.eval_set, autocast_dtype=autocast))
 
@@ -555,6 +560,7 @@ class Trainer:
         return writer
 
     def scorer_parameters(self) -> int:
+        """The number of the scorer's parameters."""
         return sum(p.numel() for p in self.scorer.parameters())
 
     def _log_step(self, writer, loss: float, grad_norm: float, rate: float) -> None:

@@ -52,6 +52,7 @@ class NativeVecEnv(VecEnv):
         self._actions: np.ndarray | None = None
 
     def reset(self) -> np.ndarray:
+        """The first observations of every env (SB3's VecEnv.reset)."""
         observations, infos = self.vector_env.reset(
             seed=self._seeds[0], options=self._batched_options()
         )
@@ -70,9 +71,12 @@ class NativeVecEnv(VecEnv):
         return {name: [env_options.get(name) for env_options in options] for name in names}
 
     def step_async(self, actions: np.ndarray) -> None:
+        """Hold the actions for ``step_wait`` (the batched env steps them all at once)."""
         self._actions = actions
 
     def step_wait(self):
+        """SB3's (observations, rewards, dones, infos) of one batched step, the answered queries
+        in each info's ``terminal_observation``."""
         observations, rewards, terminated, truncated, infos = self.vector_env.step(self._actions)
         dones = terminated | truncated
         self.reset_infos = _per_env(infos, self.num_envs)
@@ -83,6 +87,7 @@ class NativeVecEnv(VecEnv):
         return observations, rewards.astype(np.float32), dones, step_infos
 
     def close(self) -> None:
+        """Close the batched env."""
         self.vector_env.close()
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:

@@ -12,7 +12,7 @@ A new architecture is one class plus one line::
         def forward(self, tokens): ...   # (B, L) -> (B, n_keys)
 """
 
-from agents import classifier, contrastive, joint  # noqa: E402,F401  (register the built-ins)
+from agents import classifier, contrastive, joint, mixture, multivector  # noqa: E402,F401  (register the built-ins)
 from agents.base import Scorer, ScorerSpec, available, make, make_config, register, scorer_class
 
 __all__ = [

@@ -34,7 +34,8 @@ class TrainConfig:
     agent: str = "contrastive"
     """Registered scorer name (agents.available(), plus those of --agent-module)."""
     dim: int | None = None
-    """Embedding dimension of agents that have one (contrastive); None: the agent's default."""
+    """Embedding dimension of agents that have one (contrastive, multivector, mixture); None:
+    the agent's default."""
     objective: str = "infonce"
     """infonce (CLIP's symmetric loss over the batch), ce, or soft-ce (train/objectives.py's
     registry)."""

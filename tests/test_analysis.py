@@ -1,5 +1,6 @@
 """The analysis tools on small decks, against counts and ranks worked out by hand."""
 
+import importlib
 import json
 
 import numpy as np
@@ -327,6 +328,67 @@ def test_free_embedding_fits_classic_at_full_dimension():
     assert result["dims"][27] < 0.01 and result["critical_dim"] == 27
 
 
+def shatter_nine(family: str, dims, steps: int = 300, **size) -> dict:
+    """free_embedding on shatter's 9-card deck: 9 keys, all 511 non-empty subsets, alike."""
+    return analysis.free_embedding(
+        "SetShatter27-v0",
+        dims=dims,
+        steps=steps,
+        env_kwargs=NINE_CARDS,
+        distribution="uniform",
+        split="all",
+        family=family,
+        **size,
+    )
+
+
+def test_single_vectors_need_n_keys_minus_one_dimensions_to_shatter():
+    # KL -> 0 needs every subset to be a face of the keys' hull: a simplex, d >= 9 - 1.
+    # Measured at 300 steps: d = 7 stops at 0.014 (0.008 at 2000), d = 8 reaches 2e-4.
+    result = shatter_nine("single", [7, 8])
+    assert result["subsets"] == 2**9 - 1 and result["family"] == "single"
+    assert result["dims"][7] > 0.005 and result["dims"][8] < 0.001
+    assert result["floats_per_key"] == {7: 8, 8: 9} and "vectors" not in result
+
+
+def test_multivector_shatters_in_fewer_dimensions():
+    # Measured at 500 steps, m = 4: d = 2 stops at 0.080, d = 3 reaches 0.002 (13 floats a key).
+    result = shatter_nine("multivector", [2, 3], steps=500, vectors=4)
+    assert result["dims"][2] > 0.03 and result["dims"][3] < 0.006
+    assert result["critical_dim"] == 3 and result["vectors"] == 4
+    assert result["floats_per_key"] == {2: 9, 3: 13}
+
+
+def test_mixture_shatters_in_fewer_dimensions():
+    # Measured at 300 steps, P = 4: d = 1 stops at 0.034, d = 2 reaches 0.0005 (13 floats a key).
+    result = shatter_nine("mixture", [1, 2], components=4)
+    assert result["dims"][1] > 0.015 and result["dims"][2] < 0.002
+    assert result["critical_dim"] == 2 and result["components"] == 4
+    assert result["floats_per_key"] == {1: 9, 2: 13}
+
+
+def test_one_vector_or_component_is_the_single_family():
+    answers, weights, _ = analysis.answers_to_fit(
+        "SetWildcard27-v0", env_kwargs=THREE_CARDS, split="all"
+    )
+    single = analysis.fit_free_embedding(answers, weights, 2, 50)
+    for family in ("multivector", "mixture"):
+        kl = analysis.fit_free_embedding(
+            answers, weights, 2, 50, family=family, vectors=1, components=1
+        )
+        assert kl == pytest.approx(single, abs=1e-5)
+
+
+def test_free_embedding_bound_keys_single_as_before(monkeypatch, tmp_path):
+    module = importlib.import_module("eval.analysis.free_embedding")
+    keys = []
+    monkeypatch.setattr(module, "_cached_bound", lambda key: keys.append(key) or 0.5)
+    module.free_embedding_bound("SetClassic27-v0", [2])
+    module.free_embedding_bound("SetClassic27-v0", [2], family="mixture", components=3)
+    assert json.loads(keys[0])[-2:] == ["size_weighted", "test"]
+    assert json.loads(keys[1])[-2:] == ["mixture", 3]
+
+
 def test_free_embedding_fits_the_evaluation_sets_queries():
     # Finite games: every query of the split, weighted by answer size unless uniform.
     answers, weights, n = analysis.answers_to_fit("SetWildcard27-v0")
@@ -394,3 +456,18 @@ def test_free_embedding_errors(capsys, tmp_path):
     assert "--plot: folder" in cli_error(
         capsys, "free-embedding", "--env", "SetClassic27-v0", "--plot", str(tmp_path / "no/x.png")
     )
+    assert "--vectors must be an integer >= 1" in cli_error(
+        capsys,
+        "free-embedding",
+        "--env",
+        "SetClassic27-v0",
+        "--family",
+        "multivector",
+        "--vectors",
+        "0",
+    )
+    assert "argument --family: invalid choice" in cli_error(
+        capsys, "free-embedding", "--env", "SetClassic27-v0", "--family", "bag"
+    )
+    with pytest.raises(ValueError, match="--family must be one of single, multivector"):
+        analysis.free_embedding("SetClassic27-v0", family="bag")

@@ -32,9 +32,12 @@ from eval.analysis.cli import COMMANDS, build_parser, main
 from eval.analysis.common import LR, env_game
 from eval.analysis.free_embedding import (
     CRITICAL_KL,
+    FAMILIES,
     answers_to_fit,
     check_dims,
+    family_logits,
     fit_free_embedding,
+    floats_per_key,
     free_embedding,
     free_embedding_bound,
     plot_free_embedding,
@@ -82,7 +85,10 @@ __all__ = [
     "drawn_subsets",
     "env_game",
     "exact_rank",
+    "FAMILIES",
+    "family_logits",
     "fit_free_embedding",
+    "floats_per_key",
     "free_embedding",
     "free_embedding_bound",
     "joint",

@@ -9,7 +9,12 @@ import sys
 from pathlib import Path
 
 from eval.analysis.arguments import JoinedLists, integer, list_of
-from eval.analysis.free_embedding import free_embedding, plot_free_embedding, sweep_kls
+from eval.analysis.free_embedding import (
+    FAMILIES,
+    free_embedding,
+    plot_free_embedding,
+    sweep_kls,
+)
 from eval.analysis.pmi import plot_pmi, pmi
 from eval.analysis.rank import (
     DEFAULT_DECKS,
@@ -63,7 +68,8 @@ def run_pmi(args) -> dict:
 def run_free_embedding(args) -> dict:
     """``free-embedding``'s JSON result (and its figure), with the sweep's KLs if given."""
     sweep = sweep_kls(args.sweep, args.env) if args.sweep else None
-    setting = {"distribution": args.distribution, "split": args.split}
+    setting = {"distribution": args.distribution, "split": args.split, "family": args.family}
+    setting.update(vectors=args.vectors, components=args.components)
     result = free_embedding(args.env, args.dims, args.queries, args.steps, args.seed, **setting)
     if sweep:
         result["sweep"] = sweep
@@ -105,6 +111,8 @@ COMMANDS = {
             "python -m eval.analysis free-embedding --env SetUnion27-v0 --dims 4 8 16 27",
             "python -m eval.analysis free-embedding --env SetShatter27-v0 --sweep runs/quick "
             "--distribution uniform --plot bound.png",
+            "python -m eval.analysis free-embedding --env SetShatter27-v0 --family mixture "
+            "--components 4 --dims 2 4 8",
         ],
     ),
 }
@@ -193,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--distribution", choices=DISTRIBUTIONS, default="size_weighted", help="query weights"
     )
     sub.add_argument("--split", choices=SPLITS, default="test", help="test or all queries")
+    sub.add_argument(
+        "--family", choices=FAMILIES, default="single", help="the scorer family of the vectors"
+    )
+    sub.add_argument(
+        "--vectors", type=int, default=4, help="multivector: vectors per query and per key"
+    )
+    sub.add_argument("--components", type=int, default=4, help="mixture: gated vector pairs")
     return parser
 
 

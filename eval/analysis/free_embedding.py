@@ -61,6 +61,58 @@ def answers_to_fit(
     return answers, np.bincount(inverse.ravel(), weights=sizes), len(positives)
 
 
+FAMILIES = ("single", "multivector", "mixture")  # the scorer families a free embedding fits
+
+
+def check_family(family: str, vectors: int = 4, components: int = 4) -> int:
+    """The family's size: 1 for single, ``vectors`` for multivector, ``components`` for
+    mixture; ValueError for an unknown family or a size below 1."""
+    if family not in FAMILIES:
+        raise ValueError(f"--family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    for name, value in (("vectors", vectors), ("components", components)):
+        if not is_int(value) or value < 1:
+            raise ValueError(f"--{name} must be an integer >= 1, got {value!r}")
+    return {"single": 1, "multivector": vectors, "mixture": components}[family]
+
+
+def floats_per_key(family: str, dim: int, size: int = 1) -> int:
+    """The floats one key stores in ``family`` at dimension ``dim`` (``size`` its vectors
+    or components): d + 1, m d + 1 or P d + P + 1 (the +1 is the bias)."""
+    return {"single": dim, "multivector": size * dim, "mixture": size * (dim + 1)}[family] + 1
+
+
+def init_parameters(
+    family: str, n_answers: int, n_keys: int, dim: int, size: int, generator
+) -> dict[str, torch.Tensor]:
+    """The free parameters of ``family``, initialised (single draws exactly as it always did):
+    queries (n_answers[, size], dim), keys (n_keys[, size], dim), biases (n_keys,) and, for
+    mixture, gates (n_answers, size) and (n_keys, size)."""
+    shape = () if family == "single" else (size,)
+    params = {
+        "queries": torch.randn(n_answers, *shape, dim, generator=generator),
+        "keys": torch.randn(n_keys, *shape, dim, generator=generator) / math.sqrt(dim),
+        "bias": torch.zeros(n_keys),
+    }
+    if family == "mixture":
+        params["query_gates"] = torch.randn(n_answers, size, generator=generator)
+        params["key_gates"] = torch.zeros(n_keys, size)  # uniform gates at the start
+    return {name: value.requires_grad_() for name, value in params.items()}
+
+
+def family_logits(family: str, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The (n_answers, n_keys) logits of ``family``: single q . k + b; multivector
+    sum_i max_j q_i . k_j + b (ColBERT's MaxSim); mixture sum_p pi_p q_p . k_p + b with
+    pi = softmax_p(u_p v_p), u the query's gate vector and v the key's."""
+    queries, keys, bias = params["queries"], params["keys"], params["bias"]
+    if family == "single":
+        return queries @ keys.T + bias
+    if family == "multivector":
+        return torch.einsum("aid,kjd->akij", queries, keys).amax(dim=-1).sum(dim=-1) + bias
+    scores = torch.einsum("apd,kpd->akp", queries, keys)
+    gates = torch.softmax(params["query_gates"][:, None] * params["key_gates"][None], dim=-1)
+    return (gates * scores).sum(dim=-1) + bias
+
+
 def fit_free_embedding(
     answers: np.ndarray,
     weights: np.ndarray,
@@ -68,21 +120,22 @@ def fit_free_embedding(
     steps: int = 2000,
     seed: int = 0,
     bar=None,
+    family: str = "single",
+    vectors: int = 4,
+    components: int = 4,
 ) -> float:
-    """The best weighted mean KL (nats) that free query vectors (m, dim), key vectors
-    (n_keys, dim) and key biases (n_keys,) reach, logits = q . k + b, full-batch Adam."""
+    """The best weighted mean KL (nats) that free queries and keys of ``family`` reach at
+    dimension ``dim``, full-batch Adam: single vectors (logits = q . k + b), ``vectors``
+    vectors each (multivector) or ``components`` gated pairs (mixture); ``family_logits``."""
+    size = check_family(family, vectors, components)
     generator = torch.Generator().manual_seed(seed)
-    m, n_keys = answers.shape
-    queries = torch.randn(m, dim, generator=generator).requires_grad_()
-    keys = (torch.randn(n_keys, dim, generator=generator) / math.sqrt(dim)).requires_grad_()
-    bias = torch.zeros(n_keys, requires_grad=True)
+    params = init_parameters(family, *answers.shape, dim, size, generator)
     positives = torch.as_tensor(answers)
     weights = torch.as_tensor(weights / weights.sum(), dtype=torch.float32)  # (m,)
-    optimizer = torch.optim.Adam([queries, keys, bias], lr=LR)
+    optimizer = torch.optim.Adam(list(params.values()), lr=LR)
     best = math.inf
     for _ in range(steps):
-        logits = queries @ keys.T + bias  # (m, n_keys)
-        loss = (kl_to_uniform_positives(logits, positives) * weights).sum()
+        loss = (kl_to_uniform_positives(family_logits(family, params), positives) * weights).sum()
         best = min(best, loss.item())
         optimizer.zero_grad()
         loss.backward()
@@ -101,9 +154,14 @@ def free_embedding(
     env_kwargs: dict | None = None,
     distribution: str = "size_weighted",
     split: str = "test",
+    family: str = "single",
+    vectors: int = 4,
+    components: int = 4,
 ) -> dict:
     """The representational limit with no encoder: the best KL per dimension, and the
-    smallest dimension reaching KL < 0.01 (None if none does).
+    smallest dimension reaching KL < 0.01 (None if none does), of a scorer ``family``:
+    single vectors, ``vectors`` vectors per query and key (multivector) or ``components``
+    gated pairs (mixture); ``family_logits`` gives their logits.
 
     The optimiser's best is an upper bound on what dimension d can represent: it can stop in
     a local minimum (classic's 27 singletons fit d = 1, keys on a parabola, yet Adam stops
@@ -111,9 +169,11 @@ def free_embedding(
     game's queries; ``distribution`` and ``split`` the evaluation set they come from
     (``answers_to_fit``).
 
-    Returns {"env", "queries", "subsets", "dims": {d: best KL}, "critical_dim"}.
+    Returns {"env", "queries", "subsets", "dims": {d: best KL}, "critical_dim", "family",
+    "vectors" or "components" (not for single), "floats_per_key": {d: floats}}.
     """
     dims = check_dims(dims)
+    size = check_family(family, vectors, components)
     if not is_int(steps) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     answers, weights, n_queries = answers_to_fit(
@@ -123,7 +183,8 @@ def free_embedding(
     with tqdm(total=steps * len(dims), desc="free embedding", file=sys.stderr) as bar:
         for dim in dims:
             bar.set_postfix(dim=dim)
-            best[dim] = round(fit_free_embedding(answers, weights, dim, steps, seed, bar), 6)
+            kl = fit_free_embedding(answers, weights, dim, steps, seed, bar, family, size, size)
+            best[dim] = round(kl, 6)
     critical = next((d for d in sorted(best) if best[d] < CRITICAL_KL), None)
     return {
         "env": env_id,
@@ -131,7 +192,16 @@ def free_embedding(
         "subsets": len(answers),
         "dims": best,
         "critical_dim": critical,
+        "family": family,
+        **family_size(family, size),
+        "floats_per_key": {d: floats_per_key(family, d, size) for d in dims},
     }
+
+
+def family_size(family: str, size: int) -> dict[str, int]:
+    """{"vectors": m} for multivector, {"components": P} for mixture, {} for single."""
+    name = {"multivector": "vectors", "mixture": "components"}.get(family)
+    return {} if name is None else {name: size}
 
 
 def free_embedding_bound(
@@ -142,13 +212,19 @@ def free_embedding_bound(
     seed: int = 0,
     distribution: str = "size_weighted",
     split: str = "test",
+    family: str = "single",
+    vectors: int = 4,
+    components: int = 4,
 ) -> dict[int, float]:
     """``free_embedding``'s best KL per dim on an evaluation set's queries, each cached on
     disk beside the evaluation sets (keyed by env, dim, queries, steps, seed, distribution,
-    split and the generator's version): the curve the report draws under the trained models,
-    computed once per machine."""
+    split, the generator's version and, unless single, the family and its size): the curve
+    the report draws under the trained models, computed once per machine."""
     env_id = canonical_env_id(env_id)
+    size = check_family(family, vectors, components)
     setting = [queries, steps, seed, GENERATOR_VERSION, distribution, split]
+    if family != "single":
+        setting += [family, size]  # single's keys stay those of its older caches
     keys = {d: json.dumps([env_id, d, *setting]) for d in check_dims(dims)}
     best = {d: _cached_bound(key) for d, key in keys.items()}
     missing = [d for d, kl in best.items() if kl is None]
@@ -157,7 +233,8 @@ def free_embedding_bound(
         desc = f"free-embedding bound {env_id}"
         with tqdm(total=steps * len(missing), desc=desc, file=sys.stderr) as bar:
             for dim in missing:
-                best[dim] = round(fit_free_embedding(answers, weights, dim, steps, seed, bar), 6)
+                kl = fit_free_embedding(answers, weights, dim, steps, seed, bar, family, size, size)
+                best[dim] = round(kl, 6)
                 path = _bound_path(keys[dim])
                 if path is not None:
                     write_json_atomic(path, {"key": keys[dim], "kl": best[dim]})

@@ -22,41 +22,87 @@ from agents.transformer import STUDY_ENCODER, QueryEncoder, TransformerConfig, i
 SIMILARITIES = ("dot", "cosine")
 KEY_BIAS_INITS = ("zeros", "uniform")
 MAX_DIM = 1024
+PAPER_PRESET = dict(
+    d_model=512, n_layers=8, n_heads=8, d_ff=1024, **STUDY_ENCODER, key_bias_init="uniform"
+)
+
+
+def check_count(name: str, value, high: int) -> None:
+    """Returns None; ValueError naming ``name`` unless ``value`` is an int in 1..high."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+        raise ValueError(f"{name} must be an int in 1..{high}, got {value!r}")
 
 
 @dataclass
-class ContrastiveConfig(TransformerConfig):
-    """A query encoder and a table of key vectors, both of width ``dim``."""
+class KeyTableConfig(TransformerConfig):
+    """A query encoder and a table of key vectors of width ``dim``: the fields every
+    key-table scorer shares (contrastive, multi-vector, mixture)."""
 
     presets: ClassVar[dict[str, dict]] = {
         "small": {},  # TransformerConfig's defaults
-        "paper": dict(
-            d_model=512, n_layers=8, n_heads=8, d_ff=1024, **STUDY_ENCODER, key_bias_init="uniform"
-        ),
+        "paper": PAPER_PRESET,
     }
 
     dim: int = 16
     """Width of the query and key vectors (1..1024): the bound under study."""
-    similarity: str = "dot"
-    """``"dot"``: q . k; ``"cosine"``: cos(q, k) times a learned temperature."""
     key_bias_init: str = "zeros"
     """The key bias's start: ``zeros``, or ``uniform`` in +-sqrt(1 / dim) like the key
     table (the study's)."""
 
     def validate(self) -> None:
         super().validate()
-        if not isinstance(self.dim, int) or not 1 <= self.dim <= MAX_DIM:
-            raise ValueError(f"dim must be an int in 1..{MAX_DIM}, got {self.dim!r}")
-        if self.similarity not in SIMILARITIES:
-            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
+        check_count("dim", self.dim, MAX_DIM)
         if self.key_bias_init not in KEY_BIAS_INITS:
             raise ValueError(
                 f"key_bias_init must be one of {KEY_BIAS_INITS}, got {self.key_bias_init!r}"
             )
 
 
+@dataclass
+class ContrastiveConfig(KeyTableConfig):
+    """A query encoder and a table of key vectors, both of width ``dim``."""
+
+    presets: ClassVar[dict[str, dict]] = {
+        "small": {},  # TransformerConfig's defaults
+        "paper": PAPER_PRESET,
+    }
+
+    similarity: str = "dot"
+    """``"dot"``: q . k; ``"cosine"``: cos(q, k) times a learned temperature."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.similarity not in SIMILARITIES:
+            raise ValueError(f"similarity must be one of {SIMILARITIES}, got {self.similarity!r}")
+
+
+class KeyTableScorer(Scorer):
+    """A query encoder's scorer with a table of vectors of width ``dim`` per key (uniform in
+    +-sqrt(1 / dim)) and a per-key bias. A subclass builds its layers, then calls
+    ``add_key_table``."""
+
+    def add_key_table(self, *shape: int) -> None:
+        """Returns None: initialises the layers built so far by the config's scheme, then adds
+        the (n_keys, *shape, dim) key table and the (n_keys,) bias, by ``key_bias_init``."""
+        c = self.config
+        initialise(self, c.init)
+        self.bound = math.sqrt(1 / c.dim)
+        self.key_embedding = nn.Parameter(self.uniform(self.spec.n_keys, *shape, c.dim))
+        self.bias = nn.Parameter(torch.zeros(self.spec.n_keys))
+        if c.key_bias_init == "uniform":
+            nn.init.uniform_(self.bias, -self.bound, self.bound)
+
+    def uniform(self, *shape: int) -> torch.Tensor:
+        """A tensor of ``shape``, uniform in +-sqrt(1 / dim)."""
+        return torch.empty(*shape).uniform_(-self.bound, self.bound)
+
+    def key_vectors(self) -> torch.Tensor:
+        """(n_keys, ..., dim) the key table."""
+        return self.key_embedding
+
+
 @register("contrastive")
-class ContrastiveScorer(Scorer):
+class ContrastiveScorer(KeyTableScorer):
     """logits = encode_queries(tokens) @ key_vectors().T (times the temperature, for cosine)
     + a per-key bias."""
 
@@ -68,14 +114,7 @@ class ContrastiveScorer(Scorer):
         c = self.config
         self.encoder = QueryEncoder(self.spec, c)
         self.project = nn.Linear(c.d_model, c.dim)
-        initialise(self, self.config.init)
-        bound = math.sqrt(1 / c.dim)
-        self.key_embedding = nn.Parameter(
-            torch.empty(self.spec.n_keys, c.dim).uniform_(-bound, bound)
-        )
-        self.bias = nn.Parameter(torch.zeros(self.spec.n_keys))
-        if c.key_bias_init == "uniform":
-            nn.init.uniform_(self.bias, -bound, bound)
+        self.add_key_table()
         self.cosine = c.similarity == "cosine"
         if self.cosine:  # only then: an unused parameter would stall DDP
             self.log_temperature = nn.Parameter(torch.tensor(math.log(10.0)))
@@ -87,7 +126,7 @@ class ContrastiveScorer(Scorer):
 
     def key_vectors(self) -> torch.Tensor:
         """(n_keys, dim) key vectors (unit length for cosine)."""
-        keys = self.key_embedding
+        keys = super().key_vectors()
         return F.normalize(keys, dim=-1) if self.cosine else keys
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from agents.base import ScorerSpec, register
-from agents.multivector import MAX_VECTORS, KeyTableConfig, KeyTableScorer, check_count
+from agents.contrastive import KeyTableConfig, KeyTableScorer, check_count
+from agents.multivector import MAX_VECTORS
 from agents.transformer import QueryEncoder
 
 

@@ -11,51 +11,18 @@ m_k * dim + 1 floats (``floats_per_key``) and the score is no longer a single do
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import ClassVar
 
 import gymnasium as gym
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agents.base import Scorer, ScorerSpec, register
-from agents.contrastive import KEY_BIAS_INITS, MAX_DIM, ContrastiveConfig
-from agents.transformer import QueryEncoder, TransformerConfig, initialise
+from agents.base import ScorerSpec, register
+from agents.contrastive import KeyTableConfig, KeyTableScorer, check_count
+from agents.transformer import QueryEncoder, TransformerConfig
 
 MAX_VECTORS = 64
-
-
-def check_count(name: str, value, high: int) -> None:
-    """Returns None; ValueError naming ``name`` unless ``value`` is an int in 1..high."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
-        raise ValueError(f"{name} must be an int in 1..{high}, got {value!r}")
-
-
-@dataclass
-class KeyTableConfig(TransformerConfig):
-    """A query encoder and a table of key vectors of width ``dim`` (the fields the
-    multi-vector and mixture scorers share; not a scorer's config by itself)."""
-
-    presets: ClassVar[dict[str, dict]] = {
-        "small": {},  # TransformerConfig's defaults
-        "paper": ContrastiveConfig.presets["paper"],  # the contrastive scorer's
-    }
-
-    dim: int = 16
-    """Width of every query and key vector (1..1024), as the contrastive scorer's ``dim``."""
-    key_bias_init: str = "zeros"
-    """The key bias's start: ``zeros``, or ``uniform`` in +-sqrt(1 / dim) like the key
-    table (the study's)."""
-
-    def validate(self) -> None:
-        super().validate()
-        check_count("dim", self.dim, MAX_DIM)
-        if self.key_bias_init not in KEY_BIAS_INITS:
-            raise ValueError(
-                f"key_bias_init must be one of {KEY_BIAS_INITS}, got {self.key_bias_init!r}"
-            )
 
 
 @dataclass
@@ -71,31 +38,6 @@ class MultiVectorConfig(KeyTableConfig):
         super().validate()
         check_count("vectors", self.vectors, MAX_VECTORS)
         check_count("key_vectors_per_key", self.key_vectors_per_key, MAX_VECTORS)
-
-
-class KeyTableScorer(Scorer):
-    """A query encoder's scorer with a table of vectors of width ``dim`` per key (uniform in
-    +-sqrt(1 / dim), as the contrastive scorer's) and a per-key bias. A subclass builds its
-    layers, then calls ``add_key_table``."""
-
-    def add_key_table(self, *shape: int) -> None:
-        """Returns None: initialises the layers built so far by the config's scheme, then adds
-        the (n_keys, *shape, dim) key table and the (n_keys,) bias, by ``key_bias_init``."""
-        c = self.config
-        initialise(self, c.init)
-        self.bound = math.sqrt(1 / c.dim)
-        self.key_embedding = nn.Parameter(self.uniform(self.spec.n_keys, *shape, c.dim))
-        self.bias = nn.Parameter(torch.zeros(self.spec.n_keys))
-        if c.key_bias_init == "uniform":
-            nn.init.uniform_(self.bias, -self.bound, self.bound)
-
-    def uniform(self, *shape: int) -> torch.Tensor:
-        """A tensor of ``shape``, uniform in +-sqrt(1 / dim)."""
-        return torch.empty(*shape).uniform_(-self.bound, self.bound)
-
-    def key_vectors(self) -> torch.Tensor:
-        """(n_keys, ..., dim) the key table."""
-        return self.key_embedding
 
 
 class MultiReadoutEncoder(QueryEncoder):

@@ -8,7 +8,7 @@ from agents.checkpoint import load
 from train import train
 from train.__main__ import build_parser
 from train.config import TrainConfig, config_to_argv, parse_given
-from train.sweep import AGENTS, GAMES, PRESETS, QUICK_RECIPES, grid
+from train.sweep import AGENT_CHOICES, GAMES, PRESETS, QUICK_RECIPES, grid
 from train.sweep import main as sweep
 
 
@@ -33,7 +33,7 @@ def test_every_run_of_every_preset_is_its_config_as_a_training_command(tmp_path,
     """The recipes' settings are TrainConfig fields with values it accepts, and each run's
     command parses back to its config."""
     parser = build_parser()
-    for run in grid(preset, GAMES, (), AGENTS, None):
+    for run in grid(preset, GAMES, (), AGENT_CHOICES, None):
         given = parse_given(parser, run.arguments(tmp_path))
         assert TrainConfig(**given) == dataclasses.replace(run.config, logdir=str(tmp_path))
 
@@ -82,8 +82,38 @@ def test_filters_and_dry_run_print_each_command(tmp_path, capsys):
     assert sum("--dim 8" in line for line in commands) == 2
 
 
+def test_multivector_and_mixture_train_at_each_dim_with_their_sizes():
+    sizes = {"vectors": 2, "components": 3}
+    runs = grid("quick", ("Union",), (4, 8), ("multivector", "mixture", "joint"), None, sizes)
+    assert [run.label for run in runs] == [
+        "SetUnion27-v0__multivector-m2-d4__soft-ce__small__s0",
+        "SetUnion27-v0__multivector-m2-d8__soft-ce__small__s0",
+        "SetUnion27-v0__mixture-P3-d4__soft-ce__small__s0",
+        "SetUnion27-v0__mixture-P3-d8__soft-ce__small__s0",
+        "SetUnion27-v0__joint__soft-ce__small__s0",
+    ]
+    assert runs[0].config.agent_config == "vectors=2,key_vectors_per_key=2"
+    assert runs[2].config.agent_config == "components=3"
+    # The paper preset trains them with infoNCE, on the study's encoder options.
+    paper = grid("paper", ("Union",), (8,), ("mixture",), None)[0].config
+    assert paper.objective == "infonce"
+    assert paper.agent_config == "causal=true,readout=last,components=4"
+    # Another size is another run: its folder does not count as this one's.
+    other = grid("quick", ("Union",), (4,), ("mixture",), None, {"components": 2})[0]
+    assert not other.matches(dataclasses.asdict(runs[2].config))
+    assert runs[2].matches(dataclasses.asdict(runs[2].config))
+
+
 @pytest.mark.parametrize(
-    "arguments", [["--games", "Poker"], ["--agents", "lstm"], ["--dims", "0"], ["--jobs", "0"]]
+    "arguments",
+    [
+        ["--games", "Poker"],
+        ["--agents", "lstm"],
+        ["--dims", "0"],
+        ["--jobs", "0"],
+        ["--agents", "multivector", "--vectors", "0"],
+        ["--agents", "mixture", "--components", "65"],
+    ],
 )
 def test_bad_flags(tmp_path, capsys, arguments):
     with pytest.raises(SystemExit) as exit_info:

@@ -2,12 +2,15 @@
 
     python -m train.sweep --preset quick|demo|paper --out DIR
         [--games Classic,Wildcard,Union,SymDiff,Shatter] [--dims 4,8,16,27]
-        [--agents contrastive,joint,classifier] [--steps N] [--jobs N] [--dry-run]
+        [--agents contrastive,joint,classifier,multivector,mixture] [--vectors M]
+        [--components P] [--steps N] [--jobs N] [--dry-run]
 
 Every run is a normal run directory under DIR (``python -m train`` with ``--logdir DIR``).
 The quick preset trains each game with the fastest CPU set-up measured (``QUICK_RECIPES``),
 the demo preset (``make demo``) the same for union and shatter on fewer steps, and the paper
 preset with the study's settings.
+The dot-product scorers (contrastive, multivector, mixture) train at each dim; the default
+agents are the study's three, the two others come when named (``--agents multivector,mixture``).
 The sweep is resumable: a finished run is skipped and an unfinished one resumed from its
 checkpoint. Each run's command is printed, so a cluster scheduler can run them instead.
 """
@@ -32,7 +35,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from agents.base import make_config, scorer_class
+from agents.base import make_config, parse_overrides, scorer_class
 from agents.checkpoint import iter_runs
 from eval import reference
 from set_env import GAME_IDS, env_id
@@ -43,7 +46,19 @@ from train.config import TrainConfig, config_to_argv
 
 GAMES = reference.GAMES
 GAME_KEYS = {name: key for key, name in GAME_IDS.items()}  # "SymDiff" -> "symdiff"
-AGENTS = ("contrastive", "joint", "classifier")
+AGENTS = ("contrastive", "joint", "classifier")  # the study's: the default
+AGENT_CHOICES = (*AGENTS, "multivector", "mixture")
+# The sizes of the scorer families beyond one vector (``--vectors``, ``--components``): the
+# config fields each sets, and the letter of its run names (``multivector-m4-d8``).
+FAMILY_SIZES = {
+    "multivector": ("vectors", ("vectors", "key_vectors_per_key"), "m"),
+    "mixture": ("components", ("components",), "P"),
+}
+
+
+def has_dim(agent: str) -> bool:
+    """Whether ``agent``'s config has a ``dim``: the sweep trains it at each dim."""
+    return any(f.name == "dim" for f in dataclasses.fields(scorer_class(agent).Config))
 
 
 @dataclass
@@ -54,6 +69,7 @@ class Recipe:
 
     settings: dict
     overrides: dict = field(default_factory=dict)
+    # Each key of ``overrides`` is an agent name, or an agent's name and dim ("mixture d=4").
 
     def for_run(self, agent: str, dim: int | None) -> dict:
         """The recipe's field overrides for one scorer: the game's, then the agent's, then the
@@ -194,7 +210,7 @@ PRESETS = {
         "dims": (4, 8, 16, 27),
         "agent_preset": "small",
         "recipes": QUICK_RECIPES,
-        "objectives": {"contrastive": "soft-ce", "joint": "soft-ce", "classifier": "soft-ce"},
+        "objectives": dict.fromkeys(AGENT_CHOICES, "soft-ce"),
         "union81": (),
     },
     # make demo: the quick recipes on union and shatter on fewer steps, so that the demo
@@ -211,21 +227,26 @@ PRESETS = {
                 {"contrastive d=27": {"steps": 600}, "joint": {"steps": 300}},
             ),
         },
-        "objectives": {"contrastive": "soft-ce", "joint": "soft-ce", "classifier": "soft-ce"},
+        "objectives": dict.fromkeys(AGENT_CHOICES, "soft-ce"),
         "union81": (),
     },
     "paper": {
         "dims": (4, 8, 16, 20, 24, 27, 512),
         "agent_preset": "paper",
         "recipes": PAPER_RECIPES,
-        "objectives": {"contrastive": "infonce", "joint": "ce", "classifier": "ce"},
+        # infoNCE for every dot-product scorer, as the study's contrastive ones.
+        "objectives": {
+            **dict.fromkeys(("contrastive", "multivector", "mixture"), "infonce"),
+            "joint": "ce",
+            "classifier": "ce",
+        },
         "union81": (16, 24, 32, 64, 81, 128, 512),
     },
 }
 
 
 # The fields that tell one run of a sweep from another, and those every command states.
-IDENTITY = ("env", "agent", "dim", "seed", "objective", "preset")
+IDENTITY = ("env", "agent", "dim", "agent_config", "seed", "objective", "preset")
 STATED = ("env", "agent", "objective", "preset", "steps", "seed", "logdir")
 
 
@@ -249,7 +270,12 @@ class Run:
         """The run's name in progress lines and lock files, e.g.
         ``SetUnion27-v0__contrastive-d8__soft-ce__small__s0``."""
         config = self.config
-        agent = config.agent if config.dim is None else f"{config.agent}-d{config.dim}"
+        agent = config.agent
+        if config.agent in FAMILY_SIZES:
+            _, (field_name, *_), letter = FAMILY_SIZES[config.agent]
+            agent += f"-{letter}{parse_overrides(config.agent_config)[field_name]}"
+        if config.dim is not None:
+            agent += f"-d{config.dim}"
         return f"{config.env}__{agent}__{config.objective}__{config.preset}__s{config.seed}"
 
     def matches(self, recorded: dict) -> bool:
@@ -268,19 +294,37 @@ def recipe_config(settings: dict) -> TrainConfig:
     return config
 
 
-def grid(preset: str, games, dims, agents, steps: int | None) -> list[Run]:
-    """The runs of a sweep: every game x (contrastive at each dim, and the other agents).
-    ``steps`` replaces the recipes' steps (the joint scorer's too)."""
+def sized_agent_config(agent: str, recipe_config: str | None, sizes: dict) -> str | None:
+    """The agent_config of a run: the recipe's, plus the family's size (``FAMILY_SIZES``;
+    ``sizes`` maps "vectors"/"components" to it, default 4) for multivector and mixture."""
+    if agent not in FAMILY_SIZES:
+        return recipe_config
+    flag, fields, _ = FAMILY_SIZES[agent]
+    size = sizes.get(flag) or 4
+    return ",".join([*filter(None, [recipe_config]), *(f"{name}={size}" for name in fields)])
+
+
+def grid(
+    preset: str, games, dims, agents, steps: int | None, sizes: dict | None = None
+) -> list[Run]:
+    """The runs of a sweep: every game x (each dot-product scorer at each dim, and the other
+    agents). ``steps`` replaces the recipes' steps (the joint scorer's too); ``sizes``
+    gives multivector's ``vectors`` and mixture's ``components`` (default 4)."""
     settings = PRESETS[preset]
     dims = dims or settings["dims"]
     runs = []
 
     def add(env: str, env_dims, recipe: Recipe) -> None:
         for agent in agents:
-            for dim in env_dims if agent == "contrastive" else (None,):
+            for dim in env_dims if has_dim(agent) else (None,):
                 run = {"env": env, "agent": agent, "dim": dim, "preset": settings["agent_preset"]}
                 run["objective"] = settings["objectives"][agent]
                 overrides = recipe.for_run(agent, dim)
+                if agent in FAMILY_SIZES:
+                    recipe_agent_config = overrides.get("agent_config")
+                    overrides["agent_config"] = sized_agent_config(
+                        agent, recipe_agent_config, sizes or {}
+                    )
                 config = recipe_config({**run, **overrides, **({"steps": steps} if steps else {})})
                 runs.append(Run(config, tuple(overrides)))
 
@@ -385,13 +429,26 @@ class ListFlag(argparse.Action):
 
 def check_dims(dims: tuple, preset: str) -> None:
     """ValueError for a dim the contrastive scorer's config refuses."""
-    config_type = scorer_class("contrastive").Config
-    agent_preset = PRESETS[preset]["agent_preset"]
     for dim in dims:
-        try:
-            make_config(config_type, agent_preset, {"dim": dim})
-        except ValueError as error:
-            raise ValueError(f"--dims: {error}") from None
+        check_agent_config("--dims", "contrastive", preset, {"dim": dim})
+
+
+def check_sizes(sizes: dict, agents, preset: str) -> None:
+    """ValueError for a ``--vectors`` or ``--components`` its family's config refuses."""
+    for agent in set(agents) & set(FAMILY_SIZES):
+        flag, fields, _ = FAMILY_SIZES[agent]
+        overrides = dict.fromkeys(fields, sizes[flag])
+        check_agent_config(f"--{flag}", agent, preset, overrides)
+
+
+def check_agent_config(flag: str, agent: str, preset: str, overrides: dict) -> None:
+    """ValueError naming ``flag`` if ``agent``'s config refuses ``overrides`` under the
+    sweep ``preset``'s agent preset."""
+    config_type = scorer_class(agent).Config
+    try:
+        make_config(config_type, PRESETS[preset]["agent_preset"], overrides)
+    except ValueError as error:
+        raise ValueError(f"{flag}: {error}") from None
 
 
 EXAMPLES = [
@@ -430,10 +487,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--agents",
         **lists,
-        choices=AGENTS,
+        choices=AGENT_CHOICES,
         metavar="AGENT",
-        help=f"of {','.join(AGENTS)}, separated by spaces or commas (default: all of them)",
+        help=f"of {','.join(AGENT_CHOICES)}, separated by spaces or commas "
+        f"(default: the study's {','.join(AGENTS)}); the dot-product ones train at each dim",
     )
+    for flag, (field_names, letter) in {
+        "vectors": ("vectors and key_vectors_per_key", "m"),
+        "components": ("components", "P"),
+    }.items():
+        parser.add_argument(
+            f"--{flag}",
+            type=int,
+            default=4,
+            metavar=letter,
+            help=f"{'multivector' if flag == 'vectors' else 'mixture'}'s {field_names} "
+            f"(its runs are named -{letter}N)",
+        )
     parser.add_argument("--steps", type=int, help="steps per run (default: the preset's)")
     parser.add_argument(
         "--jobs", type=int, default=1, help="runs trained at once, sharing the CPU cores"
@@ -452,11 +522,13 @@ def main(argv=None) -> None:
         check_dims(dims, args.preset)
         if args.jobs < 1 or (args.steps is not None and args.steps < 1):
             raise ValueError("--steps and --jobs must be positive")
+        sizes = {"vectors": args.vectors, "components": args.components}
+        check_sizes(sizes, agents, args.preset)
+        runs = grid(args.preset, games, dims, agents, args.steps, sizes)
         make_out(args.out)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    runs = grid(args.preset, games, dims, agents, args.steps)
     existing = scan_runs(args.out, warn=True)
     pending = [(run, command(run, args.out, existing)) for run in runs]
     todo = [(run, cmd) for run, cmd in pending if cmd is not None]

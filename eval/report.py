@@ -29,7 +29,13 @@ import torch
 
 from agents.checkpoint import CHECKPOINT, iter_runs, load_scorer
 from eval import reference
-from eval.analysis import free_embedding_bound
+from eval.analysis.free_embedding import (
+    family_label,
+    family_order,
+    floats_per_key,
+    free_embedding_bound,
+    scorer_family,
+)
 from eval.harness import metrics_with_buckets, score_eval_set
 from eval.markdown import markdown_table
 from eval.report_figures import (
@@ -62,6 +68,13 @@ class Result:
     """The split of the run's own evaluation set."""
     held_out: dict | None = None
     """Metrics on the size-weighted test split, for a run evaluated on all queries."""
+    agent_config: dict = field(default_factory=dict)
+    """The scorer's config, as its checkpoint records it."""
+
+    @property
+    def family(self) -> tuple[str, int] | None:
+        """The free-embedding family of the scorer and its size (``scorer_family``)."""
+        return scorer_family(self.agent, self.agent_config)
 
     @property
     def evaluated_on(self) -> str:
@@ -80,8 +93,10 @@ class Result:
 
     @property
     def label(self) -> str:
-        """The model's row name, e.g. ``contrastive d=8`` or ``joint``."""
-        return f"{self.agent} d={self.dim}" if self.dim is not None else self.agent
+        """The model's row name, e.g. ``contrastive d=8``, ``mixture P=4 d=8`` or ``joint``."""
+        family = self.family
+        name = self.agent if family is None or family[0] == "single" else family_label(*family)
+        return f"{name} d={self.dim}" if self.dim is not None else name
 
 
 def collect(folder: Path, queries: int = 5120) -> tuple[list[Result], list[tuple[Path, str]]]:
@@ -130,11 +145,16 @@ def evaluate_run(checkpoint: Path, queries: int) -> Result:
         distribution,
         split,
         held_out,
+        state["agent_config"],
     )
 
 
-def _study_model(result: Result) -> str:
-    return result.label if result.agent == "contrastive" else "non-contrastive"
+def _study_model(result: Result) -> str | None:
+    """The study's row of ``result``'s scorer: its contrastive model of the same dim, its
+    non-contrastive one for our joint scorer and classifier; None for the other families."""
+    if result.agent == "contrastive":
+        return result.label
+    return "non-contrastive" if result.agent in ("joint", "classifier") else None
 
 
 def fmt(value: float) -> str:
@@ -200,35 +220,54 @@ def _cell(result: Result | None, game: str, name: str, index: int) -> str:
     return text
 
 
-def free_embedding_bounds(results: list[Result], queries: int) -> dict[str, dict[int, float]]:
-    """{env: {dim: the free-embedding bound}} for the dims of each env's contrastive runs,
-    on the queries those runs are evaluated on (their distribution and split; cached, so
-    computed once per machine)."""
-    dims: dict[tuple[str, str, str], set[int]] = {}
+Bounds = dict[str, dict[tuple[str, int], dict[int, float]]]
+"""{env: {(family, size): {dim: the free-embedding bound}}}."""
+
+
+def free_embedding_bounds(results: list[Result], queries: int) -> Bounds:
+    """The free-embedding bound of each env's dot-product runs (contrastive, multivector,
+    mixture: ``Result.family``) at their dims, on the queries those runs are evaluated on
+    (their distribution and split; cached, so computed once per machine)."""
+    dims: dict[tuple, set[int]] = {}
     for r in results:
-        if r.agent == "contrastive":
-            dims.setdefault((r.env, r.eval_distribution, r.eval_split), set()).add(r.dim)
-    bounds: dict[str, dict[int, float]] = {}
-    for (env, distribution, split), d in dims.items():
+        if r.family is not None:
+            key = (r.env, r.family, r.eval_distribution, r.eval_split)
+            dims.setdefault(key, set()).add(r.dim)
+    bounds: Bounds = {}
+    for (env, (family, size), distribution, split), d in dims.items():
+        sizes = {"vectors": size, "components": size}
         bound = free_embedding_bound(
-            env, sorted(d), queries, distribution=distribution, split=split
+            env, sorted(d), queries, distribution=distribution, split=split, family=family, **sizes
         )
-        bounds.setdefault(env, {}).update(bound)
+        bounds.setdefault(env, {}).setdefault((family, size), {}).update(bound)
     return bounds
 
 
-def bound_table(bounds: dict[str, dict[int, float]]) -> str:
-    """Markdown: the free-embedding bound (KL) per contrastive dim x env."""
+def bound_table(bounds: Bounds) -> str:
+    """Markdown: the free-embedding bound (KL) per family and dim x env, with the floats
+    each key stores."""
     if not bounds:
         return ""
     envs = sorted(bounds, key=env_order)
-    dims = sorted({d for bound in bounds.values() for d in bound})
-    rows = [
-        [f"d={dim}"] + [fmt(bounds[env][dim]) if dim in bounds[env] else "–" for env in envs]
-        for dim in dims
-    ]
-    title = "Free-embedding bound (KL): the best any dimension-d dot product reaches"
-    return markdown_table(["dim", *envs], rows, title)
+    families = sorted({f for bound in bounds.values() for f in bound}, key=family_order)
+    rows = []
+    for family in families:
+        name, size = family
+        dims = sorted({d for bound in bounds.values() for d in bound.get(family, {})})
+        for dim in dims:
+            kls = [bounds[env].get(family, {}).get(dim) for env in envs]
+            rows.append(
+                [
+                    f"{family_label(name, size)} d={dim}",
+                    str(floats_per_key(name, dim, size)),
+                ]
+                + [fmt(kl) if kl is not None else "–" for kl in kls]
+            )
+    title = (
+        "Free-embedding bound (KL): the best free vectors of each scorer family reach, "
+        "with the floats each key stores"
+    )
+    return markdown_table(["family", "floats per key", *envs], rows, title)
 
 
 def draw_figures(results: list[Result], bounds: dict, folder: Path, queries: int) -> list[str]:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from eval import reference
+from eval.analysis.free_embedding import family_label, family_order
 from eval.figures import pyplot, save
 from eval.harness import score_eval_set
 from eval.sets import make_eval_set
@@ -26,10 +27,19 @@ LEVEL_STYLES = (
 )
 
 
+# The dot-product families first, in this order, then the other scorers by name.
+DOT_AGENTS = ("contrastive", "multivector", "mixture")
+# Each dot-product family's colour: its runs in solid lines, its free-embedding bound dotted.
+FAMILY_COLOURS = {"single": "tab:blue", "multivector": "tab:orange", "mixture": "tab:cyan"}
+
+
 def model_order(label: str) -> tuple:
-    """Contrastive runs by dim first, then the other scorers by name."""
-    agent, _, dim = label.partition(" d=")
-    return (agent != "contrastive", int(dim) if dim else 0, agent)
+    """Contrastive runs by dim first, then multivector and mixture ones (by size and dim),
+    then the other scorers by name."""
+    name, _, dim = label.partition(" d=")
+    agent = name.split()[0]
+    rank = DOT_AGENTS.index(agent) if agent in DOT_AGENTS else len(DOT_AGENTS)
+    return (rank, name, int(dim) if dim else 0)
 
 
 def env_order(env: str) -> tuple:
@@ -64,11 +74,15 @@ def study_points(env: str, metric: str) -> list[tuple[int, float]]:
 
 
 def figure_vs_dim(results, metric: str, bounds: dict, path: Path) -> str | None:
-    """One panel per env: the metric of our contrastive runs against d, the study's, the
+    """One panel per env: the metric of our runs of each dot-product family (contrastive,
+    multivector, mixture) against d, the study's contrastive ones, each family's
     free-embedding bound (KL only), and our other scorers as horizontal lines."""
     envs = sorted({r.env for r in results}, key=env_order)
-    if not any(r.agent == "contrastive" for r in results):
-        return f"{path.name}: not drawn, it needs contrastive runs (the sweep has none)"
+    if not any(r.family is not None for r in results):
+        return (
+            f"{path.name}: not drawn, it needs runs of a dot-product scorer "
+            "(contrastive, multivector, mixture; the sweep has none)"
+        )
     plt = pyplot()
     figure, panels = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.8), squeeze=False)
     for axes, env in zip(panels[0], envs, strict=True):
@@ -86,28 +100,34 @@ def _panel_vs_dim(axes, runs, metric: str, bound: dict) -> None:
     def shown(value: float) -> float:
         return max(value, KL_FLOOR) if metric == "kl" else value
 
-    ours = sorted((r.dim, shown(r.metrics[metric])) for r in runs if r.agent == "contrastive")
-    if ours:
-        axes.plot(*zip(*ours, strict=True), "o-", color="tab:blue", label="ours: contrastive")
+    families = sorted({r.family for r in runs if r.family is not None}, key=family_order)
+    for family in families:
+        ours = sorted((r.dim, shown(r.metrics[metric])) for r in runs if r.family == family)
+        name = "contrastive" if family[0] == "single" else family_label(*family)
+        colour = FAMILY_COLOURS[family[0]]
+        axes.plot(*zip(*ours, strict=True), "o-", color=colour, label=f"ours: {name}")
     study = study_points(runs[0].env, metric)
     if study:
         dims, values = zip(*study, strict=True)
         study_values = [shown(v) for v in values]
         axes.plot(dims, study_values, "s--", color="grey", mfc="none", label="the study")
-    if metric == "kl" and bound:
-        bound_values = [shown(v) for v in bound.values()]
-        axes.plot(list(bound), bound_values, "^:", color="tab:green", label="free-embedding bound")
-    others = sorted({r.label for r in runs if r.agent != "contrastive"}, key=model_order)
+    for family in sorted(bound if metric == "kl" else {}, key=family_order):
+        values = sorted(bound[family].items())
+        bound_values = [shown(v) for _, v in values]
+        colour = "tab:green" if family[0] == "single" else FAMILY_COLOURS[family[0]]
+        label = "free-embedding bound" + ("" if family[0] == "single" else f": {family[0]}")
+        axes.plot([d for d, _ in values], bound_values, "^:", color=colour, label=label)
+    others = sorted({r.label for r in runs if r.family is None}, key=model_order)
     for label, style in zip(others, LEVEL_STYLES * len(others), strict=False):
         for run in (r for r in runs if r.label == label):
             axes.axhline(shown(run.metrics[metric]), label=f"ours: {label}", lw=1.5, **style)
     axes.set_xscale("log", base=2)
-    ticks = dim_ticks({r.dim for r in runs if r.agent == "contrastive"}, {d for d, _ in study})
+    ticks = dim_ticks({r.dim for r in runs if r.family is not None}, {d for d, _ in study})
     axes.set_xticks(ticks, [str(d) for d in ticks], fontsize=8)
     axes.minorticks_off()
     if metric == "kl":
         axes.set_yscale("log")
-    axes.set_xlabel("contrastive dim d")
+    axes.set_xlabel("vector width d")
     axes.set_ylabel(METRIC_NAMES[metric])
 
 

@@ -16,7 +16,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def tiny_sweep(folder, envs, runs) -> None:
     patch = pytest.MonkeyPatch()  # a module-scoped fixture cannot take small_agents
-    for name in ("contrastive", "joint", "classifier"):
+    for name in ("contrastive", "joint", "classifier", "multivector", "mixture"):
         presets = agents.scorer_class(name).Config.presets
         patch.setitem(presets, "small", {**presets["small"], "d_model": 16, "n_heads": 2})
     for env in envs:
@@ -39,6 +39,7 @@ def tiny_sweep(folder, envs, runs) -> None:
 def two_games(tmp_path_factory):
     folder = tmp_path_factory.mktemp("two-games")
     runs = (("contrastive", 4), ("contrastive", 8), ("classifier", None), ("joint", None))
+    runs += (("multivector", 2), ("mixture", 2))
     tiny_sweep(folder, ("SetUnion27-v0", "SetShatter27-v0"), runs)
     return folder
 
@@ -58,8 +59,18 @@ def test_report_writes_the_tables_and_figures(two_games, capsys):
     # The study's numbers, as published, beside ours: d=4 union KL 0.301, non-contrastive 1e-4.
     assert "(0.301; notebook 0.298)" in text and "(0.0001)" in text
     assert "### KL (nats)" in printed and "### Free-embedding bound" in printed
-    bound_rows = [line for line in text.splitlines() if line.startswith("| d=")]
-    assert [row.split(" |")[0] for row in bound_rows] == ["| d=4", "| d=8"]
+    # The multivector and mixture runs: their own rows, with no study number beside them.
+    for label in ("multivector m=4 d=2", "mixture P=4 d=2"):
+        (row, *_) = [line for line in text.splitlines() if line.startswith(f"| {label} |")]
+        assert "(" not in row
+    # The free-embedding bound of each family at its runs' dims, and the floats per key.
+    bound_rows = text.split("### Free-embedding bound")[1].split("\n\n")[1].splitlines()[2:]
+    assert [row.split(" |")[:2] for row in bound_rows] == [
+        ["| single d=4", " 5"],
+        ["| single d=8", " 9"],
+        ["| multivector m=4 d=2", " 9"],
+        ["| mixture P=4 d=2", " 13"],
+    ]
     for figure in ("kl_vs_dim", "topk_vs_dim", "kl_vs_subsets", "topk_vs_subsets"):
         assert (two_games / f"{figure}.png").read_bytes()[:8] == PNG
         assert f"![{figure}.png]({figure}.png)" in text

@@ -198,6 +198,32 @@ def free_embedding(
     }
 
 
+def scorer_family(agent: str, agent_config: dict) -> tuple[str, int] | None:
+    """The free-embedding family of a trained scorer and its size: ("single", 1) for the
+    contrastive scorer, ("multivector", m) for a multivector one with m query and m key
+    vectors, ("mixture", P); None for a scorer no family bounds (joint, classifier, or
+    multivector with m != m_k)."""
+    if agent == "contrastive":
+        return "single", 1
+    if agent == "multivector":
+        m = agent_config.get("vectors")
+        return ("multivector", m) if m == agent_config.get("key_vectors_per_key") else None
+    if agent == "mixture":
+        return "mixture", agent_config["components"]
+    return None
+
+
+def family_order(family: tuple[str, int]) -> tuple:
+    """A sort key of (family, size): single, multivector, mixture, each by size."""
+    return (FAMILIES.index(family[0]), family[1])
+
+
+def family_label(family: str, size: int) -> str:
+    """How tables and legends name a family: "single", "multivector m=4", "mixture P=4"."""
+    letter = {"multivector": "m", "mixture": "P"}.get(family)
+    return family if letter is None else f"{family} {letter}={size}"
+
+
 def family_size(family: str, size: int) -> dict[str, int]:
     """{"vectors": m} for multivector, {"components": P} for mixture, {} for single."""
     name = {"multivector": "vectors", "mixture": "components"}.get(family)

@@ -4,6 +4,7 @@
         [--games Classic,Wildcard,Union,SymDiff,Shatter] [--dims 4,8,16,27]
         [--agents contrastive,joint,classifier,multivector,mixture] [--vectors M]
         [--components P] [--steps N] [--jobs N] [--dry-run]
+        [--launcher local|ray] [--address auto|HOST:PORT] [--gpus-per-run G] [--cpus-per-run C]
 
 Every run is a normal run directory under DIR (``python -m train`` with ``--logdir DIR``).
 The quick preset trains each game with the fastest CPU set-up measured (``QUICK_RECIPES``),
@@ -13,6 +14,9 @@ The dot-product scorers (contrastive, multivector, mixture) train at each dim; t
 agents are the study's three, the two others come when named (``--agents multivector,mixture``).
 The sweep is resumable: a finished run is skipped and an unfinished one resumed from its
 checkpoint. Each run's command is printed, so a cluster scheduler can run them instead.
+The local launcher trains ``--jobs`` runs at a time on this machine; ``--launcher ray`` makes
+each run a Ray task (``train/ray_launcher.py``) that asks for ``--gpus-per-run`` GPUs and
+``--cpus-per-run`` CPUs, on a local Ray instance or the cluster at ``--address``.
 """
 
 from __future__ import annotations
@@ -455,7 +459,12 @@ EXAMPLES = [
     "python -m train.sweep --preset quick --out runs/quick --jobs 2",
     "python -m train.sweep --preset demo --out runs/demo --games Union,Shatter",
     "python -m train.sweep --preset paper --out runs/paper --dry-run",
+    "python -m train.sweep --preset paper --out /shared/runs --launcher ray --address auto",
 ]
+# The launchers' flags have no parser default, so that one given to the other launcher is an
+# error; left out, they take these.
+JOBS = 1
+RAY_DEFAULTS = {"address": None, "gpus_per_run": 1, "cpus_per_run": 2}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -506,12 +515,63 @@ def build_parser() -> argparse.ArgumentParser:
         )
     parser.add_argument("--steps", type=int, help="steps per run (default: the preset's)")
     parser.add_argument(
-        "--jobs", type=int, default=1, help="runs trained at once, sharing the CPU cores"
+        "--jobs",
+        type=int,
+        help=f"runs the local launcher trains at once, sharing the CPU cores (default: {JOBS})",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="print the commands only, train nothing"
     )
+    parser.add_argument(
+        "--launcher",
+        choices=("local", "ray"),
+        default="local",
+        help="local: subprocesses on this machine, --jobs at a time; ray: one Ray task per "
+        'run, placed where its GPUs and CPUs are free (needs pip install -e ".[ray]")',
+    )
+    parser.add_argument(
+        "--address",
+        metavar="auto|HOST:PORT",
+        help="the Ray cluster to run on: auto (the one this node joined by ray start) or its "
+        "head's address (default: a new Ray instance on this machine)",
+    )
+    parser.add_argument(
+        "--gpus-per-run",
+        type=float,
+        metavar="G",
+        help="GPUs each Ray task asks for: 1, a fraction to share one, or 0 to train on CPUs "
+        f"(default: {RAY_DEFAULTS['gpus_per_run']})",
+    )
+    parser.add_argument(
+        "--cpus-per-run",
+        type=float,
+        metavar="C",
+        help="CPUs each Ray task asks for, its training's threads "
+        f"(default: {RAY_DEFAULTS['cpus_per_run']})",
+    )
     return parser
+
+
+def check_launcher(args: argparse.Namespace) -> None:
+    """ValueError for a flag of the launcher that ``--launcher`` did not choose, or a value
+    the Ray launcher refuses (Ray missing included); then the Ray flags left out take their
+    defaults."""
+    given = [name for name in RAY_DEFAULTS if getattr(args, name) is not None]
+    if args.launcher == "local":
+        if given:
+            raise ValueError(f"--{given[0].replace('_', '-')} needs --launcher ray")
+        return
+    if args.jobs is not None:
+        raise ValueError(
+            "--jobs is the local launcher's: under --launcher ray, --gpus-per-run and "
+            "--cpus-per-run set how many runs train at once"
+        )
+    for name, default in RAY_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    from train import ray_launcher  # only now: Ray is an optional extra
+
+    ray_launcher.check_options(args.gpus_per_run, args.cpus_per_run)
 
 
 def main(argv=None) -> None:
@@ -520,8 +580,9 @@ def main(argv=None) -> None:
         args = build_parser().parse_args(argv)  # ListFlag's errors are ValueErrors
         games, agents, dims = args.games or GAMES, args.agents or AGENTS, args.dims or ()
         check_dims(dims, args.preset)
-        if args.jobs < 1 or (args.steps is not None and args.steps < 1):
+        if (args.jobs is not None and args.jobs < 1) or (args.steps is not None and args.steps < 1):
             raise ValueError("--steps and --jobs must be positive")
+        check_launcher(args)
         sizes = {"vectors": args.vectors, "components": args.components}
         check_sizes(sizes, agents, args.preset)
         runs = grid(args.preset, games, dims, agents, args.steps, sizes)
@@ -537,11 +598,29 @@ def main(argv=None) -> None:
         print(shlex.join(cmd))
     if args.dry_run:
         return
-    failures = run_all([run for run, _ in todo], args.out, args.jobs, len(runs) - len(todo))
+    todo_runs, done = [run for run, _ in todo], len(runs) - len(todo)
+    if args.launcher == "ray":
+        failures = train_on_ray(args, todo_runs, done)
+    else:
+        failures = run_all(todo_runs, args.out, args.jobs or JOBS, done)
     print(f"TensorBoard: tensorboard --logdir {args.out}", file=sys.stderr)
     if failures:
         print(f"error: {failures} run(s) failed; run the sweep again to retry", file=sys.stderr)
         raise SystemExit(1)
+
+
+def train_on_ray(args: argparse.Namespace, runs: list[Run], done: int) -> int:
+    """The Ray launcher's training of ``runs`` (``train.ray_launcher.run_on_ray``); exit
+    status 2 if Ray cannot give a run what it asks for."""
+    from train import ray_launcher  # only now: Ray is an optional extra
+
+    try:
+        return ray_launcher.run_on_ray(
+            runs, args.out, done, args.address, args.gpus_per_run, args.cpus_per_run
+        )
+    except ValueError as error:  # before any run started
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def make_out(out: Path) -> None:
@@ -568,6 +647,13 @@ class Training:
 
     def finish(self) -> bool:
         """Release the run and say in one line how it ended; True if it succeeded."""
+        succeeded, message = self.outcome()
+        tqdm.write(message, file=sys.stderr)
+        return succeeded
+
+    def outcome(self) -> tuple[bool, str]:
+        """Wait for the run to end and release it: whether it succeeded, and the one line
+        that says how it ended (``done ...`` or ``FAILED ...``)."""
         output, _ = self.process.communicate()
         self.lock.close()
         minutes, seconds = divmod(round(time.monotonic() - self.started), 60)
@@ -575,20 +661,38 @@ class Training:
         if self.process.returncode == 0:
             summary = json.loads(output.strip().splitlines()[-1])
             kl, topk = summary.get("kl", float("nan")), summary.get("topk_overlap", float("nan"))
-            message = f"done {self.run.label}: kl {kl:.3g}, top-K {topk:.3g} ({took})"
-            tqdm.write(message, file=sys.stderr)
-            return True
+            return True, f"done {self.run.label}: kl {kl:.3g}, top-K {topk:.3g} ({took})"
         lines = self.log.read_text(errors="replace").strip().splitlines() or ["no output"]
-        message = f"FAILED {self.run.label} ({took}): {lines[-1]} (log: {self.log})"
-        tqdm.write(message, file=sys.stderr)
-        return False
+        return False, failed_line(self.run, lines[-1], self.log, took)
+
+
+def failed_line(run: Run, reason: str, log: Path, took: str | None = None) -> str:
+    """The one line that says ``run`` failed: why (one line), after how long, and its log."""
+    after = f" ({took})" if took else ""
+    return f"FAILED {run.label}{after}: {reason} (log: {log})"
+
+
+def skipped_line(run: Run) -> str:
+    """The line that says ``run`` was skipped because another sweep holds its lock."""
+    return f"skipped {run.label}: another sweep is training it"
+
+
+def log_path(out: Path, run: Run) -> Path:
+    """Where ``run``'s stderr goes: ``out/logs/<run>.log``."""
+    return out / "logs" / f"{lock_name(run)}.log"
+
+
+def progress_bar(done: int, todo: int) -> tqdm:
+    """The sweep's one progress bar over runs (on stderr), ``done`` of ``done + todo`` already
+    finished."""
+    return tqdm(total=done + todo, initial=done, desc="sweep", unit="run", file=sys.stderr)
 
 
 def run_all(runs: list[Run], out: Path, jobs: int, done: int) -> int:
     """Train the runs, ``jobs`` at a time: one progress bar over runs and one line per
     finished run (each run's own output goes to ``out/logs/<run>.log``); returns how many
     failed. A run that another sweep is training (its lock is held) is skipped."""
-    progress = tqdm(total=done + len(runs), initial=done, desc="sweep", unit="run", file=sys.stderr)
+    progress = progress_bar(done, len(runs))
     # Share the cores between the runs rather than oversubscribing them.
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
     environment = {"OMP_NUM_THREADS": threads, **os.environ, "SET_SWEEP_PARENT": str(os.getpid())}
@@ -627,17 +731,26 @@ def start(run: Run, out: Path, environment: dict) -> Training | None:
     lives as long as the training); None if it is running elsewhere or already finished."""
     lock = try_lock(out, run)
     if lock is None:
-        tqdm.write(f"skipped {run.label}: another sweep is training it", file=sys.stderr)
+        tqdm.write(skipped_line(run), file=sys.stderr)
         return None
+    return launch(run, out, environment, lock)
+
+
+def launch(
+    run: Run, out: Path, environment: dict, lock, extra: tuple[str, ...] = ()
+) -> Training | None:
+    """Start ``run``'s training (its command, then the arguments ``extra``) under ``lock``,
+    its lock held by the caller and handed to the child; None, the lock released, if the
+    run is already finished."""
     cmd = command(run, out)  # again, under the lock: another sweep may have finished it
     if cmd is None:
         lock.close()
         return None
-    log = out / "logs" / f"{lock_name(run)}.log"
+    log = log_path(out, run)
     log.parent.mkdir(exist_ok=True)
     with open(log, "a") as stderr:  # a resumed run adds to its log
         process = subprocess.Popen(
-            cmd,
+            [*cmd, *extra],
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_faults import alive
 
 from agents.checkpoint import load, read_metadata
 from train.config import TrainConfig
@@ -53,15 +54,6 @@ def descendants(pid: int) -> set[int]:
             todo += children - found
             found |= children
     return {child for child in found if alive(child)}
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (exists and is no zombie)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def cmdline(pid: int) -> list[str]:

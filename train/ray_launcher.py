@@ -40,8 +40,9 @@ MISSING = '--launcher ray needs Ray: pip install -e ".[ray]"'
 # A task whose worker dies (killed, out of memory, its node lost) is run again this often.
 MAX_RETRIES = 3
 # How long a task waits for its run's lock: a retry may start while the training that its
-# killed predecessor started is still exiting (it dies with the worker, but not at once).
-LOCK_WAIT = 30.0
+# killed predecessor started is still exiting (it dies with the worker, but not at once),
+# or, after a lost node, before the file server lets go of that node's lock (NFSv4: 90 s).
+LOCK_WAIT = 120.0
 
 
 def import_ray():
@@ -64,7 +65,7 @@ def check_options(gpus: float, cpus: float) -> None:
         )
     if not (math.isfinite(cpus) and cpus > 0) or (cpus > 1 and cpus != int(cpus)):
         raise ValueError(
-            f"--cpus-per-run must be a fraction below 1 or a whole number, got {cpus:g}"
+            f"--cpus-per-run must be positive: a fraction below 1 or a whole number, got {cpus:g}"
         )
     import_ray()
 

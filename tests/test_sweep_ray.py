@@ -128,6 +128,15 @@ def test_the_ray_launcher_without_ray_names_the_extra(tmp_path, cli_error, monke
     assert error == 'error: --launcher ray needs Ray: pip install -e ".[ray]"'
 
 
+def test_an_address_where_nothing_answers_is_an_error_at_once():
+    from train.ray_launcher import check_reachable
+
+    with pytest.raises(ValueError, match=r"^--address 127.0.0.1:1: no Ray cluster answers"):
+        check_reachable("127.0.0.1:1", seconds=5)
+    for left_to_ray in (None, "auto", "ray://127.0.0.1:1"):
+        check_reachable(left_to_ray, seconds=5)
+
+
 # --- on a local Ray instance ------------------------------------------------------------
 
 

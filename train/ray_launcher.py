@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -96,6 +97,7 @@ def connect(ray, address: str | None) -> bool:
     was connected already. ValueError if no cluster answers at ``address``."""
     if ray.is_initialized():
         return False
+    check_reachable(address)
     try:
         # Quiet: the sweep prints its own lines; each run's output goes to its log.
         ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=False)
@@ -103,6 +105,19 @@ def connect(ray, address: str | None) -> bool:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else "no answer"
         raise ValueError(f"--address {address}: {reason}") from None
     return True
+
+
+def check_reachable(address: str | None, seconds: float = 10.0) -> None:
+    """ValueError if ``address`` is a HOST:PORT where nothing answers within ``seconds``:
+    Ray itself would try to reach it for minutes. Other addresses (auto, ray://...) are left
+    to Ray."""
+    host, _, port = (address or "").rpartition(":")
+    if not host or "/" in host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except OSError as error:
+        raise ValueError(f"--address {address}: no Ray cluster answers there ({error})") from None
 
 
 def check_resources(ray, gpus: float, cpus: float, local: bool) -> None:

@@ -137,6 +137,20 @@ def test_an_address_where_nothing_answers_is_an_error_at_once():
         check_reachable(left_to_ray, seconds=5)
 
 
+def test_a_task_given_a_gpu_trains_on_cuda(tmp_path):
+    """The task itself, without Ray: given a GPU, its run's command asks for CUDA (which
+    Ray's CUDA_VISIBLE_DEVICES makes the task's own GPU); a machine without one says so."""
+    from train.ray_launcher import train_task
+
+    succeeded, line = train_task(tiny_run(steps=2), tmp_path, gpu=True, threads=1)
+    if torch.cuda.is_available():
+        assert succeeded and line.startswith("done ")
+        ((folder, config, _),) = scan_runs(tmp_path)
+        assert config["device"] == "cuda"
+    else:
+        assert not succeeded and "CUDA is not available" in line
+
+
 # --- on a local Ray instance ------------------------------------------------------------
 
 

@@ -33,13 +33,21 @@ _REGISTRY: dict[str, type[Scorer]] = {}
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
+DEVICE_NAMES = r"cpu|cuda(:\d+)?"  # the device names a config takes
+
+
+def check_device_name(name) -> None:
+    """ValueError unless ``name`` is cpu, cuda or cuda:N (whether this machine has it aside)."""
+    if not isinstance(name, str) or not re.fullmatch(DEVICE_NAMES, name):
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {excerpt(name)}")
+
+
 def resolve_device(name: str) -> torch.device:
     """``cpu``, ``cuda`` or ``cuda:N`` as a torch device; ValueError for any other name or a
     CUDA device this machine does not have."""
+    check_device_name(name)
     if name == "cpu":
         return torch.device("cpu")
-    if not re.fullmatch(r"cuda(:\d+)?", str(name)):
-        raise ValueError(f"device must be cpu, cuda or cuda:N, got {excerpt(name)}")
     if not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked, but CUDA is not available here")
     device = torch.device(name)

@@ -113,6 +113,7 @@ def test_multivector_and_mixture_train_at_each_dim_with_their_sizes():
         ["--jobs", "0"],
         ["--agents", "multivector", "--vectors", "0"],
         ["--agents", "mixture", "--components", "65"],
+        ["--device", "gpu"],
     ],
 )
 def test_bad_flags(tmp_path, capsys, arguments):
@@ -178,3 +179,14 @@ def test_list_flags_take_spaces_or_commas(tmp_path, capsys):
     with_commas = capsys.readouterr().out
     sweep([*base, "--games", "Union", "Shatter", "--dims", "4", "8", "--agents", "contrastive"])
     assert capsys.readouterr().out == with_commas and with_commas.count("\n") == 4
+
+
+def test_device_is_every_runs_device(tmp_path, capsys):
+    """The paper preset is a GPU's job: --device puts every run of the local launcher there
+    (a CPU-only machine can still print the commands)."""
+    sweep(
+        ["--out", str(tmp_path), "--preset", "paper", "--games", "Shatter", "--device", "cuda:1"]
+        + ["--agents", "joint,classifier", "--dry-run"]
+    )
+    commands = capsys.readouterr().out.strip().splitlines()
+    assert len(commands) == 2 and all(line.endswith("--device cuda:1") for line in commands)

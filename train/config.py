@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.base import parse_overrides
+from agents.base import check_device_name, parse_overrides
 from agents.precision import AUTOCAST_DTYPES
 from eval.sets import MAX_QUERIES, SPLITS
 from set_env.checks import check_seed, excerpt, is_int
@@ -128,6 +128,7 @@ class TrainConfig:
         check_at_least_one(self, ("steps", "batch_size", "eval_every", "eval_queries", "log_every"))
         check_at_most(self, {"batch_size": MAX_BATCH_SIZE, "eval_queries": MAX_QUERIES})
         check_seed(self.seed)
+        check_device_name(self.device)
         check_at_least_zero(self, ("curriculum", "warmup"))
         check_lr_decay(self)
         overrides = parse_overrides(self.agent_config)

@@ -309,11 +309,18 @@ def sized_agent_config(agent: str, recipe_config: str | None, sizes: dict) -> st
 
 
 def grid(
-    preset: str, games, dims, agents, steps: int | None, sizes: dict | None = None
+    preset: str,
+    games,
+    dims,
+    agents,
+    steps: int | None,
+    sizes: dict | None = None,
+    device: str | None = None,
 ) -> list[Run]:
     """The runs of a sweep: every game x (each dot-product scorer at each dim, and the other
     agents). ``steps`` replaces the recipes' steps (the joint scorer's too); ``sizes``
-    gives multivector's ``vectors`` and mixture's ``components`` (default 4)."""
+    gives multivector's ``vectors`` and mixture's ``components`` (default 4); ``device``
+    (default the trainer's, cpu) is every run's."""
     settings = PRESETS[preset]
     dims = dims or settings["dims"]
     runs = []
@@ -329,7 +336,9 @@ def grid(
                     overrides["agent_config"] = sized_agent_config(
                         agent, recipe_agent_config, sizes or {}
                     )
-                config = recipe_config({**run, **overrides, **({"steps": steps} if steps else {})})
+                given = {"steps": steps, "device": device}
+                flags = {name: value for name, value in given.items() if value is not None}
+                config = recipe_config({**run, **overrides, **flags})
                 runs.append(Run(config, tuple(overrides)))
 
     for game in games:
@@ -520,6 +529,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"runs the local launcher trains at once, sharing the CPU cores (default: {JOBS})",
     )
     parser.add_argument(
+        "--device",
+        help="every run's device under the local launcher: cpu, cuda or cuda:N "
+        "(default: cpu, the trainer's)",
+    )
+    parser.add_argument(
         "--dry-run", action="store_true", help="print the commands only, train nothing"
     )
     parser.add_argument(
@@ -561,6 +575,11 @@ def check_launcher(args: argparse.Namespace) -> None:
         if given:
             raise ValueError(f"--{given[0].replace('_', '-')} needs --launcher ray")
         return
+    if args.device is not None:
+        raise ValueError(
+            "--device is the local launcher's: under --launcher ray a run trains on cuda "
+            "when --gpus-per-run is above 0, else on its CPUs"
+        )
     if args.jobs is not None:
         raise ValueError(
             "--jobs is the local launcher's: under --launcher ray, --gpus-per-run and "
@@ -585,7 +604,7 @@ def main(argv=None) -> None:
         check_launcher(args)
         sizes = {"vectors": args.vectors, "components": args.components}
         check_sizes(sizes, agents, args.preset)
-        runs = grid(args.preset, games, dims, agents, args.steps, sizes)
+        runs = grid(args.preset, games, dims, agents, args.steps, sizes, args.device)
         make_out(args.out)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -110,12 +110,16 @@ def _panel_vs_dim(axes, runs, metric: str, bound: dict) -> None:
     if study:
         dims, values = zip(*study, strict=True)
         study_values = [shown(v) for v in values]
-        axes.plot(dims, study_values, "s--", color="grey", mfc="none", label="the study")
+        axes.plot(
+            dims, study_values, "s--", color="grey", mfc="none", label="the study: contrastive"
+        )
     for family in sorted(bound if metric == "kl" else {}, key=family_order):
         values = sorted(bound[family].items())
         bound_values = [shown(v) for _, v in values]
         colour = "tab:green" if family[0] == "single" else FAMILY_COLOURS[family[0]]
-        label = "free-embedding bound" + ("" if family[0] == "single" else f": {family[0]}")
+        label = "free-embedding bound" + (
+            "" if family[0] == "single" else f": {family_label(*family)}"
+        )
         axes.plot([d for d, _ in values], bound_values, "^:", color=colour, label=label)
     others = sorted({r.label for r in runs if r.family is None}, key=model_order)
     for label, style in zip(others, LEVEL_STYLES * len(others), strict=False):

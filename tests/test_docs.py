@@ -81,13 +81,20 @@ def blocks(page: Path) -> list[Block]:
     return found
 
 
-def environment() -> dict:
+def environment(folder: Path) -> dict:
     """The reader's shell after ``source .venv/bin/activate``: this Python first on PATH,
-    the repository importable (for ``python -m benchmarks...``)."""
+    the repository importable (for ``python -m benchmarks...``); SB3's default log folder
+    (``/tmp/SB3-<date>`` for a model given no logger) inside the block's ``folder``."""
     bin_dir = str(Path(sys.executable).parent)
     path = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
     python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PATH": path, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1"}
+    return {
+        **os.environ,
+        "PATH": path,
+        "PYTHONPATH": python_path,
+        "OMP_NUM_THREADS": "1",
+        "SB3_LOGDIR": str(folder / "sb3-log"),
+    }
 
 
 def run_block(block: Block, folder: Path) -> None:
@@ -100,7 +107,7 @@ def run_block(block: Block, folder: Path) -> None:
     command = [sys.executable, "-c", code] if block.language == "python" else None
     command = command or ["bash", "-euo", "pipefail", "-c", code]
     out = subprocess.run(
-        command, cwd=folder, env=environment(), capture_output=True, text=True, timeout=300
+        command, cwd=folder, env=environment(folder), capture_output=True, text=True, timeout=300
     )
     if out.returncode != 0:
         pytest.fail(f"{block.where} ({block.language}) failed:\n{code}\n{out.stderr[-3000:]}")

@@ -202,8 +202,8 @@ def test_the_gpu_benchmark_runs_on_cpu(tmp_path, small_agents, capsys):
 def test_the_reports_bound_is_fitted_on_each_runs_evaluation_set(tmp_path, monkeypatch):
     fitted = []
 
-    def record(env, dims, queries, steps=2000, seed=0, distribution="size_weighted", split="test"):
-        fitted.append((env, tuple(dims), distribution, split))
+    def record(env, dims, queries, distribution="size_weighted", split="test", **family):
+        fitted.append((env, tuple(dims), distribution, split, family["family"]))
         return dict.fromkeys(dims, 0.5)
 
     monkeypatch.setattr(report_module, "free_embedding_bound", record)
@@ -224,6 +224,6 @@ def test_the_reports_bound_is_fitted_on_each_runs_evaluation_set(tmp_path, monke
         )
     report_cli([str(tmp_path), "--queries", "64"])
     assert sorted(fitted) == [
-        ("SetClassic27-v0", (4,), "size_weighted", "all"),
-        ("SetShatter27-v0", (4,), "uniform", "test"),
+        ("SetClassic27-v0", (4,), "size_weighted", "all", "single"),
+        ("SetShatter27-v0", (4,), "uniform", "test", "single"),
     ]

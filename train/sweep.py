@@ -3,7 +3,7 @@
     python -m train.sweep --preset quick|demo|paper --out DIR
         [--games Classic,Wildcard,Union,SymDiff,Shatter] [--dims 4,8,16,27]
         [--agents contrastive,joint,classifier,multivector,mixture] [--vectors M]
-        [--components P] [--steps N] [--jobs N] [--dry-run]
+        [--components P] [--steps N] [--jobs N] [--device cpu|cuda|cuda:N] [--dry-run]
         [--launcher local|ray] [--address auto|HOST:PORT] [--gpus-per-run G] [--cpus-per-run C]
 
 Every run is a normal run directory under DIR (``python -m train`` with ``--logdir DIR``).

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from eval import reference
-from eval.analysis.free_embedding import family_label, family_order
+from eval.analysis.free_embedding import FAMILY_SIZES, family_label, family_order
 from eval.figures import pyplot, save
 from eval.harness import score_eval_set
 from eval.sets import make_eval_set
@@ -28,7 +28,7 @@ LEVEL_STYLES = (
 
 
 # The dot-product families first, in this order, then the other scorers by name.
-DOT_AGENTS = ("contrastive", "multivector", "mixture")
+DOT_AGENTS = ("contrastive", *FAMILY_SIZES)
 # Each dot-product family's colour: its runs in solid lines, its free-embedding bound dotted.
 FAMILY_COLOURS = {"single": "tab:blue", "multivector": "tab:orange", "mixture": "tab:cyan"}
 

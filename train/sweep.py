@@ -42,6 +42,7 @@ from tqdm import tqdm
 from agents.base import make_config, parse_overrides, scorer_class
 from agents.checkpoint import iter_runs
 from eval import reference
+from eval.analysis.free_embedding import FAMILY_SIZES
 from set_env import GAME_IDS, env_id
 from set_env.checks import excerpt
 from set_env.cli import make_parser
@@ -51,13 +52,9 @@ from train.config import TrainConfig, config_to_argv
 GAMES = reference.GAMES
 GAME_KEYS = {name: key for key, name in GAME_IDS.items()}  # "SymDiff" -> "symdiff"
 AGENTS = ("contrastive", "joint", "classifier")  # the study's: the default
-AGENT_CHOICES = (*AGENTS, "multivector", "mixture")
-# The sizes of the scorer families beyond one vector (``--vectors``, ``--components``): the
-# config fields each sets, and the letter of its run names (``multivector-m4-d8``).
-FAMILY_SIZES = {
-    "multivector": ("vectors", ("vectors", "key_vectors_per_key"), "m"),
-    "mixture": ("components", ("components",), "P"),
-}
+AGENT_CHOICES = (*AGENTS, *FAMILY_SIZES)  # and multivector, mixture
+# The size (``--vectors``, ``--components``: FAMILY_SIZES) of a multivector or mixture run.
+DEFAULT_SIZE = 4
 
 
 def has_dim(agent: str) -> bool:
@@ -280,8 +277,8 @@ class Run:
         config = self.config
         agent = config.agent
         if config.agent in FAMILY_SIZES:
-            _, (field_name, *_), letter = FAMILY_SIZES[config.agent]
-            agent += f"-{letter}{parse_overrides(config.agent_config)[field_name]}"
+            size = FAMILY_SIZES[config.agent]
+            agent += f"-{size.letter}{parse_overrides(config.agent_config)[size.fields[0]]}"
         if config.dim is not None:
             agent += f"-d{config.dim}"
         return f"{config.env}__{agent}__{config.objective}__{config.preset}__s{config.seed}"
@@ -302,14 +299,13 @@ def recipe_config(settings: dict) -> TrainConfig:
     return config
 
 
-def sized_agent_config(agent: str, recipe_config: str | None, sizes: dict) -> str | None:
-    """The agent_config of a run: the recipe's, plus the family's size (``FAMILY_SIZES``;
-    ``sizes`` maps "vectors"/"components" to it, default 4) for multivector and mixture."""
-    if agent not in FAMILY_SIZES:
-        return recipe_config
-    flag, fields, _ = FAMILY_SIZES[agent]
-    size = sizes.get(flag) or 4
-    return ",".join([*filter(None, [recipe_config]), *(f"{name}={size}" for name in fields)])
+def sized_agent_config(agent: str, recipe_config: str | None, sizes: dict) -> str:
+    """The agent_config of a multivector or mixture run: the recipe's, plus the family's
+    size (``FAMILY_SIZES``; ``sizes`` maps "vectors"/"components" to it, default
+    ``DEFAULT_SIZE``) in each config field it sets."""
+    size = FAMILY_SIZES[agent]
+    value = sizes.get(size.name, DEFAULT_SIZE)
+    return ",".join([*filter(None, [recipe_config]), *(f"{name}={value}" for name in size.fields)])
 
 
 def grid(
@@ -323,8 +319,8 @@ def grid(
 ) -> list[Run]:
     """The runs of a sweep: every game x (each dot-product scorer at each dim, and the other
     agents). ``steps`` replaces the recipes' steps (the joint scorer's too); ``sizes``
-    gives multivector's ``vectors`` and mixture's ``components`` (default 4); ``device``
-    (default the trainer's, cpu) is every run's."""
+    gives multivector's ``vectors`` and mixture's ``components`` (default
+    ``DEFAULT_SIZE``); ``device`` (default the trainer's, cpu) is every run's."""
     settings = PRESETS[preset]
     dims = dims or settings["dims"]
     runs = []
@@ -453,9 +449,9 @@ def check_dims(dims: tuple, preset: str) -> None:
 def check_sizes(sizes: dict, agents, preset: str) -> None:
     """ValueError for a ``--vectors`` or ``--components`` its family's config refuses."""
     for agent in set(agents) & set(FAMILY_SIZES):
-        flag, fields, _ = FAMILY_SIZES[agent]
-        overrides = dict.fromkeys(fields, sizes[flag])
-        check_agent_config(f"--{flag}", agent, preset, overrides)
+        size = FAMILY_SIZES[agent]
+        overrides = dict.fromkeys(size.fields, sizes[size.name])
+        check_agent_config(f"--{size.name}", agent, preset, overrides)
 
 
 def check_agent_config(flag: str, agent: str, preset: str, overrides: dict) -> None:
@@ -514,17 +510,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"of {','.join(AGENT_CHOICES)}, separated by spaces or commas "
         f"(default: the study's {','.join(AGENTS)}); the dot-product ones train at each dim",
     )
-    for flag, (field_names, letter) in {
-        "vectors": ("vectors and key_vectors_per_key", "m"),
-        "components": ("components", "P"),
-    }.items():
+    for agent, size in FAMILY_SIZES.items():
         parser.add_argument(
-            f"--{flag}",
+            f"--{size.name}",
             type=int,
-            default=4,
-            metavar=letter,
-            help=f"{'multivector' if flag == 'vectors' else 'mixture'}'s {field_names} "
-            f"(its runs are named -{letter}N)",
+            default=DEFAULT_SIZE,
+            metavar=size.letter,
+            help=f"{agent}'s {' and '.join(size.fields)} (its runs are named -{size.letter}N)",
         )
     parser.add_argument("--steps", type=int, help="steps per run (default: the preset's)")
     parser.add_argument(

@@ -9,6 +9,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -62,6 +63,22 @@ def answers_to_fit(
 
 
 FAMILIES = ("single", "multivector", "mixture")  # the scorer families a free embedding fits
+
+
+class FamilySize(NamedTuple):
+    """How a family beyond one vector is sized: the size's name (its flag and JSON key), its
+    letter in labels and run names, and the scorer config fields it sets."""
+
+    name: str
+    letter: str
+    fields: tuple[str, ...]
+
+
+# multivector's m is its number of query vectors and of key vectors alike, as fitted here.
+FAMILY_SIZES = {
+    "multivector": FamilySize("vectors", "m", ("vectors", "key_vectors_per_key")),
+    "mixture": FamilySize("components", "P", ("components",)),
+}
 
 
 def check_family(family: str, vectors: int = 4, components: int = 4) -> int:
@@ -205,12 +222,10 @@ def scorer_family(agent: str, agent_config: dict) -> tuple[str, int] | None:
     multivector with m != m_k)."""
     if agent == "contrastive":
         return "single", 1
-    if agent == "multivector":
-        m = agent_config.get("vectors")
-        return ("multivector", m) if m == agent_config.get("key_vectors_per_key") else None
-    if agent == "mixture":
-        return "mixture", agent_config["components"]
-    return None
+    if agent not in FAMILY_SIZES:
+        return None
+    sizes = {agent_config.get(name) for name in FAMILY_SIZES[agent].fields}
+    return (agent, sizes.pop()) if len(sizes) == 1 else None
 
 
 def family_order(family: tuple[str, int]) -> tuple:
@@ -220,14 +235,14 @@ def family_order(family: tuple[str, int]) -> tuple:
 
 def family_label(family: str, size: int) -> str:
     """How tables and legends name a family: "single", "multivector m=4", "mixture P=4"."""
-    letter = {"multivector": "m", "mixture": "P"}.get(family)
-    return family if letter is None else f"{family} {letter}={size}"
+    if family not in FAMILY_SIZES:
+        return family
+    return f"{family} {FAMILY_SIZES[family].letter}={size}"
 
 
 def family_size(family: str, size: int) -> dict[str, int]:
     """{"vectors": m} for multivector, {"components": P} for mixture, {} for single."""
-    name = {"multivector": "vectors", "mixture": "components"}.get(family)
-    return {} if name is None else {name: size}
+    return {FAMILY_SIZES[family].name: size} if family in FAMILY_SIZES else {}
 
 
 def free_embedding_bound(

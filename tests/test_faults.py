@@ -265,9 +265,15 @@ def test_a_run_another_sweep_is_training_is_skipped(tmp_path, capsys):
 
 
 def children(pid: int) -> list[int]:
-    """The children of every thread of ``pid`` (the sweep starts its runs from pool threads)."""
-    files = Path(f"/proc/{pid}/task").glob("*/children")
-    return [int(child) for path in files for child in path.read_text().split()]
+    """The children of every thread of ``pid`` (the sweep starts its runs from pool threads);
+    a thread or process that ends while they are read has none."""
+    found = []
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(child) for child in path.read_text().split()]
+        except FileNotFoundError:
+            continue
+    return found
 
 
 def alive(pid: int) -> bool:

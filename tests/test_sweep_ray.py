@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_faults import alive
+from test_faults import alive, children
 
 from agents.checkpoint import load, read_metadata
 from train.config import TrainConfig
@@ -46,13 +46,9 @@ def descendants(pid: int) -> set[int]:
     """The live processes below ``pid`` (the children of every thread, recursively)."""
     found, todo = set(), [pid]
     while todo:
-        for path in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
-            try:
-                children = {int(child) for child in path.read_text().split()}
-            except FileNotFoundError:
-                continue
-            todo += children - found
-            found |= children
+        below = set(children(todo.pop())) - found
+        todo += below
+        found |= below
     return {child for child in found if alive(child)}
 
 

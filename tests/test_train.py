@@ -312,20 +312,24 @@ def _global_batch_gradients(rank: int, world: int, store: str, objective: str, o
         "gloo", init_method=f"file://{store}", rank=rank, world_size=world
     )
     distributed = Distributed("cpu")
+    gradients = _one_ddp_step(distributed, objective)  # its DDP wrapper is gone on return
+    if rank == 0:
+        torch.save(gradients, out)
+    distributed.close()
+
+
+def _one_ddp_step(distributed: Distributed, objective: str) -> list[torch.Tensor]:
     torch.manual_seed(0)
     scorer = torch.nn.Linear(5, 7)
     features, keys = torch.randn(8, 5), torch.arange(8) % 7
     positives = torch.nn.functional.one_hot(keys, 7)
     share = distributed.share(len(keys))
-    mine = slice(rank * share, (rank + 1) * share)
-    model = torch.nn.parallel.DistributedDataParallel(scorer) if world > 1 else scorer
+    mine = slice(distributed.rank * share, (distributed.rank + 1) * share)
+    model = torch.nn.parallel.DistributedDataParallel(scorer) if distributed.world > 1 else scorer
     logits = model(features[mine])
     gathered = distributed.gather(logits, differentiable=True)
-    loss = make_objective(objective)(gathered, positives, keys)
-    loss.backward()
-    if rank == 0:
-        torch.save([p.grad for p in scorer.parameters()], out)
-    distributed.close()
+    make_objective(objective)(gathered, positives, keys).backward()
+    return [p.grad for p in scorer.parameters()]
 
 
 @pytest.mark.parametrize("objective", ["infonce", "soft-ce"])

@@ -4,6 +4,7 @@ TensorBoard, atomic checkpoints, resume, and DDP under torchrun."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 import os
 import sys
@@ -153,8 +154,13 @@ class Distributed:
         return torch.cat(parts)
 
     def close(self) -> None:
-        """Leave the process group (a no-op for one process)."""
+        """Leave the process group (a no-op for one process). Drop every
+        DistributedDataParallel wrapper first: one still alive (its reducer sits in
+        reference cycles, hence the collect) keeps gloo's work until the interpreter's
+        exit, where it aborts the process ("terminate called without an active exception")."""
         if self.world > 1 and dist.is_initialized():
+            gc.collect()
+            dist.barrier()
             dist.destroy_process_group()
 
 
@@ -431,7 +437,7 @@ class Trainer:
         """Train to ``config.steps``; returns {"run_dir", "step", "losses", metrics...}."""
         config, main = self.config, self.distributed.main
         if self.step >= config.steps:  # a resumed run that is already complete
-            self.distributed.close()
+            self._leave_process_group()
             return {
                 "run_dir": str(self.run_dir),
                 "step": self.step,
@@ -477,8 +483,12 @@ class Trainer:
             progress.close()
             if writer is not None:
                 self._finish_writer(writer, metrics)
-            self.distributed.close()
+            self._leave_process_group()
         return {"run_dir": str(self.run_dir), "step": self.step, "losses": losses, **metrics}
+
+    def _leave_process_group(self) -> None:
+        self.model = self.scorer  # drops the DDP wrapper, which must go before its group
+        self.distributed.close()
 
     def stream(self) -> QueryStream:
         """This process's training batches from the current step on (close it when done)."""

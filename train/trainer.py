@@ -154,9 +154,10 @@ class Distributed:
         return torch.cat(parts)
 
     def close(self) -> None:
-        """Leave the process group (a no-op for one process). Drop every
-        DistributedDataParallel wrapper first: one still alive (its reducer sits in
-        reference cycles, hence the collect) keeps gloo's work until the interpreter's
+        """Leave the process group once every rank got here (a no-op for one process).
+
+        Drop every DistributedDataParallel wrapper first: one still alive (its reducer sits
+        in reference cycles, hence the collect) keeps gloo's work until the interpreter's
         exit, where it aborts the process ("terminate called without an active exception")."""
         if self.world > 1 and dist.is_initialized():
             gc.collect()
@@ -483,7 +484,9 @@ class Trainer:
             progress.close()
             if writer is not None:
                 self._finish_writer(writer, metrics)
-            self._leave_process_group()
+        # Only a run that got here leaves the group: after an error a peer may be inside a
+        # collective, and the barrier would wait for it; the error ends the process anyway.
+        self._leave_process_group()
         return {"run_dir": str(self.run_dir), "step": self.step, "losses": losses, **metrics}
 
     def _leave_process_group(self) -> None:

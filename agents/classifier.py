@@ -41,4 +41,4 @@ class ClassifierScorer(Scorer):
         initialise(self, self.config.init)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(tokens))  # (B, n_keys)
+        return self.head(self.encoder(tokens)[:, 0])  # (B, n_keys)

@@ -121,7 +121,7 @@ class ContrastiveScorer(KeyTableScorer):
 
     def encode_queries(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, L) ids -> (B, dim) query vectors (unit length for cosine)."""
-        queries = self.project(self.encoder(tokens))  # (B, dim)
+        queries = self.project(self.encoder(tokens)[:, 0])  # (B, dim)
         return F.normalize(queries, dim=-1) if self.cosine else queries
 
     def key_vectors(self) -> torch.Tensor:

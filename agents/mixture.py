@@ -58,15 +58,15 @@ class MixtureScorer(KeyTableScorer):
 
     def encode_queries(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, P, dim) the query's component vectors of (B, L) ids."""
-        return self.heads(self.encoder(tokens))[0]
+        return self.heads(tokens)[0]
 
     def gates(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, n_keys, P) the gates pi of (B, L) ids: each (query, key)'s sum to 1."""
-        return self.heads(self.encoder(tokens))[1]
+        return self.heads(tokens)[1]
 
-    def heads(self, readout: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The query vectors (B, P, dim) and the gates (B, n_keys, P) of the encoder's
-        readout (B, d_model)."""
+    def heads(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The query vectors (B, P, dim) and the gates (B, n_keys, P) of (B, L) ids."""
+        readout = self.encoder(tokens)[:, 0]  # (B, d_model)
         split = (self.config.components, self.config.dim)
         queries = self.project(readout).unflatten(-1, split)  # (B, P, d)
         query_gates = self.gate(readout).unflatten(-1, split)  # (B, P, d)
@@ -75,6 +75,6 @@ class MixtureScorer(KeyTableScorer):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, n_keys) logits of (B, L) ids."""
-        queries, gates = self.heads(self.encoder(tokens))  # (B, P, d), (B, K, P)
+        queries, gates = self.heads(tokens)  # (B, P, d), (B, K, P)
         similarity = torch.einsum("bpd,kpd->bkp", queries, self.key_vectors())  # (B, K, P)
         return (gates * similarity).sum(dim=-1) + self.bias  # (B, n_keys)

@@ -185,75 +185,89 @@ class Block(nn.Module):
 
 
 class QueryEncoder(nn.Module):
-    """Reads a query (B, L) of token ids into a readout vector (B, d).
+    """Reads a query (B, L) of token ids into m readout vectors (B, m, d).
 
-    The sequence is the query's tokens with a learned readout vector before them (``readout
-    = "first"``, position 0) or after the last one (``"last"``), and learned positions.
-    Queries are left-aligned; no position attends to PAD, so trailing PAD changes nothing: a
-    batch may be cut to its longest query.
+    The sequence is the query's tokens with m learned readout vectors before them (``readout
+    = "first"``, positions 0..m-1) or after the last one (``"last"``), and learned positions;
+    each readout reads every token. Most scorers read one (m = 1); the multi-vector scorer
+    reads several. Queries are left-aligned; no position attends to PAD, so trailing PAD
+    changes nothing: a batch may be cut to its longest query.
     """
 
-    def __init__(self, spec: ScorerSpec, config: TransformerConfig):
+    def __init__(self, spec: ScorerSpec, config: TransformerConfig, n_readouts: int = 1):
         super().__init__()
         d_model = config.d_model
-        self.pad_id, self.max_len = spec.pad_id, spec.max_len
+        self.pad_id, self.max_len, self.n_readouts = spec.pad_id, spec.max_len, n_readouts
         self.causal, self.read_last = config.causal, config.readout == "last"
         self.token_embedding = nn.Embedding(spec.vocab_size, d_model)
-        self.position_embedding = nn.Embedding(spec.max_len + 1, d_model)
-        self.readout = nn.Parameter(0.02 * torch.randn(d_model))
+        self.position_embedding = nn.Embedding(spec.max_len + n_readouts, d_model)
+        self.readout = nn.Parameter(0.02 * torch.randn(n_readouts, d_model))
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         # Post-LN blocks end normalised already.
         self.ln_f = layer_norm(config) if config.norm == "pre" else nn.Identity()
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints written before the encoder read several readouts hold one (d,) vector.
+        readout = state_dict.get(prefix + "readout")
+        if readout is not None and readout.dim() == 1:
+            state_dict[prefix + "readout"] = readout[None]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def embed(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) ids -> the first block's input (B, 1 + L, d) and the attend mask
-        (B, 1, 1, 1 + L): True at the readout and at every non-PAD token."""
+        """(B, L) ids -> the first block's input (B, m + L, d) and the attend mask
+        (B, 1, 1, m + L): True at the readouts and at every non-PAD token."""
         batch, length = tokens.shape
         if length > self.max_len:
             raise ValueError(f"queries hold at most {self.max_len} tokens, got {length}")
+        m = self.n_readouts
         x = self.token_embedding(tokens)  # (B, L, d)
-        readout = self.readout.expand(batch, 1, -1)  # (B, 1, d)
+        readouts = self.readout.expand(batch, m, -1)  # (B, m, d)
         is_token = tokens != self.pad_id  # (B, L)
         if self.read_last:
-            at_readout = self.readout_positions(tokens)[:, None] == torch.arange(
-                length + 1, device=tokens.device
-            )  # (B, 1 + L)
-            x = torch.where(at_readout[..., None], readout, F.pad(x, (0, 0, 0, 1)))
-            attend = F.pad(is_token, (0, 1)) | at_readout
+            slot = torch.arange(length + m, device=tokens.device) - is_token.sum(1, keepdim=True)
+            at_readout = (slot >= 0) & (slot < m)  # (B, m + L)
+            which = slot.clamp(0, m - 1)[..., None].expand(-1, -1, x.shape[-1])
+            x = torch.where(
+                at_readout[..., None], readouts.gather(1, which), F.pad(x, (0, 0, 0, m))
+            )
+            attend = F.pad(is_token, (0, m)) | at_readout
         else:
-            x = torch.cat([readout, x], dim=1)
-            attend = F.pad(is_token, (1, 0), value=True)
-        # The readout is always attendable, so no row of the mask is all False.
-        x = x + self.position_embedding.weight[: 1 + length]  # (B, 1 + L, d)
+            x = torch.cat([readouts, x], dim=1)
+            attend = F.pad(is_token, (m, 0), value=True)
+        # The readouts are always attendable, so no row of the mask is all False.
+        x = x + self.position_embedding.weight[: m + length]  # (B, m + L, d)
         return x, attend[:, None, None, :]
 
     def readout_positions(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, L) ids -> (B,) the readout's position: 0, or the query's length."""
-        if self.read_last:
-            return (tokens != self.pad_id).sum(dim=1)
-        return torch.zeros(len(tokens), dtype=torch.long, device=tokens.device)
+        """(B, L) ids -> (B, m) the readouts' positions: 0..m-1, or after the query."""
+        offsets = torch.arange(self.n_readouts, device=tokens.device)
+        if not self.read_last:
+            return offsets.expand(len(tokens), -1)
+        return (tokens != self.pad_id).sum(dim=1, keepdim=True) + offsets  # (B, m)
 
     def self_mask(self, attend: torch.Tensor) -> torch.Tensor:
-        """The query's own attention: ``attend`` (B, 1, 1, 1 + L), or with ``causal`` the
-        (B, 1, 1 + L, 1 + L) mask where position i sees positions up to i (and a readout
-        at position 0 all)."""
+        """The query's own attention: ``attend`` (B, 1, 1, m + L), or with ``causal`` the
+        (B, 1, m + L, m + L) mask where position i sees positions up to i (and readouts that
+        come first see all)."""
         if not self.causal:
             return attend
         length = attend.shape[-1]
         earlier = torch.ones(length, length, dtype=torch.bool, device=attend.device).tril()
         if not self.read_last:
-            earlier[0] = True  # the readout reads every token
+            earlier[: self.n_readouts] = True  # the readouts read every token
         return attend & earlier
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x, attend = self.embed(tokens)  # (B, 1 + L, d)
+        """(B, m, d) the readouts after the last block (and the final LayerNorm, pre-LN)."""
+        x, attend = self.embed(tokens)  # (B, m + L, d)
         mask = self.self_mask(attend)
         *body, last = self.blocks
         for block in body:
             x = block(x, mask=mask)
-        # Only the readout is read, so the last block computes no other position; the
-        # readout sees every token (and with "last" it is the last), so its mask is attend.
-        rows = torch.arange(len(x), device=x.device)
-        readout = x[rows, self.readout_positions(tokens)][:, None]  # (B, 1, d)
-        readout = last(readout, context=x, mask=attend)  # (B, 1, d)
-        return self.ln_f(readout[:, 0])  # (B, d)
+        # Only the readouts are read, so the last block computes no other position.
+        rows = torch.arange(len(x), device=x.device)[:, None]
+        at = self.readout_positions(tokens)  # (B, m)
+        if mask.shape[-2] > 1:  # causal: each readout's own row of the mask
+            mask = mask[rows, :, at].transpose(1, 2)  # (B, 1, m, m + L)
+        readouts = last(x[rows, at], context=x, mask=mask)  # (B, m, d)
+        return self.ln_f(readouts)

@@ -26,3 +26,16 @@ def save(figure, path: str | Path, dpi: int = 120, rect=(0, 0, 1, 1)) -> None:
         raise ValueError(f"cannot write {path}: {error.strerror or error}") from None
     finally:
         pyplot().close(figure)
+
+
+def bottom_legend(figure, handles: list, labels: list[str], max_columns: int = 5) -> float:
+    """A legend centred under the panels, in as many columns (up to ``max_columns``) as fit
+    the figure's width, so that no label is cut off on a narrow figure; returns the share of
+    the figure's height it takes, the bottom of the ``rect`` to hand to :func:`save`."""
+    renderer = figure.canvas.get_renderer()
+    for columns in range(min(max_columns, len(labels)), 0, -1):
+        legend = figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8)
+        box = legend.get_window_extent(renderer)
+        if box.width <= figure.bbox.width or columns == 1:
+            return box.height / figure.bbox.height + 0.01
+        legend.remove()

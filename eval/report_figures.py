@@ -11,7 +11,7 @@ import torch
 
 from eval import reference
 from eval.analysis.free_embedding import FAMILY_SIZES, family_label, family_order
-from eval.figures import pyplot, save
+from eval.figures import bottom_legend, pyplot, save
 from eval.harness import score_eval_set
 from eval.sets import make_eval_set
 from set_env import GAME_IDS
@@ -91,8 +91,8 @@ def figure_vs_dim(results, metric: str, bounds: dict, path: Path) -> str | None:
     handles = {}
     for axes in panels[0]:
         handles.update(zip(*reversed(axes.get_legend_handles_labels()), strict=True))
-    figure.legend(list(handles.values()), list(handles), loc="lower center", ncol=5, fontsize=8)
-    save(figure, path, rect=(0, 0.09, 1, 1))
+    legend_height = bottom_legend(figure, list(handles.values()), list(handles))
+    save(figure, path, rect=(0, legend_height, 1, 1))
     return None
 
 

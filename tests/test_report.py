@@ -7,6 +7,7 @@ import pytest
 
 import agents
 from eval import reference
+from eval.figures import bottom_legend, pyplot
 from eval.report import main as report_cli
 from eval.report_figures import example_query, study_points
 from train import train
@@ -100,6 +101,24 @@ def test_a_one_game_sweep_says_which_figures_it_cannot_draw(one_game, capsys):
         assert line in err and line in text
     assert (one_game / "kl_vs_dim.png").read_bytes()[:8] == PNG
     assert not (one_game / "kl_vs_subsets.png").exists()
+
+
+@pytest.mark.parametrize("width, rows", [(4.2, 5), (20, 1)])
+def test_the_figure_legend_fits_the_figure(width, rows):
+    """One panel is too narrow for five long labels side by side: they stack in a column."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(width, 3.8))
+    labels = [f"free-embedding bound: multivector m={m}" for m in range(5)]
+    handles = [axes.plot([0, 1], [0, m])[0] for m in range(5)]
+    height = bottom_legend(figure, handles, labels)
+    (legend,) = figure.legends
+    figure.canvas.draw()  # places the legend's texts
+    renderer = figure.canvas.get_renderer()
+    box = legend.get_window_extent(renderer)
+    assert figure.bbox.x0 <= box.x0 and box.x1 <= figure.bbox.x1
+    assert len({round(text.get_window_extent(renderer).y0) for text in legend.get_texts()}) == rows
+    assert height == pytest.approx(box.height / figure.bbox.height + 0.01)
+    plt.close(figure)
 
 
 def test_report_of_an_empty_folder(tmp_path, capsys):
